@@ -1,0 +1,1 @@
+"""Analyses over zoos: task vectors and merging, filter and weight statistics, retrieval, lineage."""

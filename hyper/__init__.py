@@ -1,0 +1,1 @@
+"""Networks that write networks: graph hypernetworks that predict parameters from ComputeGraphs."""

@@ -1,0 +1,1 @@
+"""Networks that read networks: permutation-equivariant metanetworks over ParameterGraphs."""

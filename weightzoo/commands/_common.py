@@ -1,0 +1,81 @@
+"""Pieces shared by CLI commands: the --zoo and --json options, JSON output, MODEL resolution."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from ..errors import AmbiguousModelError, ModelNotFoundError, WeightzooError
+
+
+def add_zoo(parser: argparse.ArgumentParser, *, required: bool = False) -> None:
+    """Add ``--zoo DIR`` (defaults to ``$WEIGHTZOO_ZOO`` when set)."""
+    default = os.environ.get("WEIGHTZOO_ZOO")
+    parser.add_argument(
+        "--zoo",
+        metavar="DIR",
+        default=default,
+        required=required and default is None,
+        help="zoo folder (default: $WEIGHTZOO_ZOO)",
+    )
+
+
+def add_json(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true", help="print machine-readable JSON")
+
+
+def print_json(obj: Any) -> None:
+    """Print ``obj`` as JSON (paths, tuples and numpy scalars made plain)."""
+    json.dump(obj, sys.stdout, indent=2, default=_plain, allow_nan=False)
+    sys.stdout.write("\n")
+
+
+def _plain(o: Any) -> Any:
+    if isinstance(o, Path):
+        return str(o)
+    if hasattr(o, "item"):
+        return o.item()
+    if hasattr(o, "tolist"):
+        return o.tolist()
+    if isinstance(o, set | frozenset):
+        return sorted(o)
+    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+
+
+def require_zoo(args: argparse.Namespace) -> str:
+    if not getattr(args, "zoo", None):
+        raise WeightzooError(f"{args.command} needs --zoo DIR (or $WEIGHTZOO_ZOO)")
+    return str(args.zoo)
+
+
+def resolve_model_ref(ref: str, zoo_dir: str | None) -> tuple[str, str]:
+    """Decide whether a MODEL argument is a checkpoint path or a zoo model name.
+
+    Returns ``("path", path)`` or ``("zoo", name)``. A string that is both an existing path and a model
+    in the zoo raises :class:`AmbiguousModelError` (write ``./path`` or drop ``--zoo``); a string that
+    starts with ``./``, ``../`` or ``/`` is always a path.
+    """
+    explicit_path = ref.startswith(("./", "../", "/")) or ref.startswith(os.sep)
+    is_path = os.path.exists(ref)
+    if explicit_path or zoo_dir is None:
+        if not is_path:
+            raise WeightzooError(f"no such file or folder: {ref}" + ("" if zoo_dir else " (pass --zoo DIR for a zoo model)"))
+        return ("path", ref)
+    from ..zoo.store import Zoo
+
+    zoo = Zoo.open(zoo_dir, create=False)
+    try:
+        in_zoo = zoo.has_model(ref)
+    finally:
+        zoo.close()
+    if in_zoo and is_path:
+        raise AmbiguousModelError(ref)
+    if in_zoo:
+        return ("zoo", ref)
+    if is_path:
+        return ("path", ref)
+    raise ModelNotFoundError(ref, zoo_dir)

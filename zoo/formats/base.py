@@ -1,0 +1,131 @@
+"""The reader interface every checkpoint format implements.
+
+A :class:`Checkpoint` knows its tensor table (names, dtypes, shapes) as soon as it is opened — from
+validated headers, never by trusting them blindly — and hands out tensor bytes one tensor at a time, so
+the store can stream a checkpoint of any size with bounded memory.
+"""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..dtypes import dtype_from_code, tensor_from_bytes
+
+
+@dataclass(frozen=True)
+class TensorInfo:
+    """One tensor's entry in a tensor table: name, safetensors dtype code and shape."""
+
+    name: str
+    dtype: str
+    shape: tuple[int, ...]
+
+    def __post_init__(self) -> None:
+        dtype_from_code(self.dtype)  # raises KeyError for unknown codes
+        if any((not isinstance(d, int)) or d < 0 for d in self.shape):
+            raise ValueError(f"tensor {self.name!r}: invalid shape {self.shape}")
+
+    @property
+    def numel(self) -> int:
+        return math.prod(self.shape)
+
+    @property
+    def nbytes(self) -> int:
+        return self.numel * dtype_from_code(self.dtype).itemsize
+
+
+@dataclass
+class Checkpoint(ABC):
+    """An opened checkpoint: its tensor table up front, its bytes on demand.
+
+    Attributes:
+        path: where it was read from (``None`` for in-memory modules and state dicts).
+        format: ``"safetensors"``, ``"safetensors-sharded"``, ``"torch-zip"``, ``"torch-legacy"``,
+            ``"state-dict"`` or ``"module"``; a Hugging Face snapshot folder reports the format of its
+            weight files and sets ``config``.
+        tensors: the tensor table, in file order.
+        config: the snapshot's ``config.json`` (``None`` when there is none).
+        metadata: free-form string metadata from the file (the safetensors ``__metadata__``).
+    """
+
+    path: Path | None
+    format: str
+    tensors: list[TensorInfo]
+    config: dict[str, Any] | None = None
+    metadata: dict[str, str] = field(default_factory=dict)
+
+    # --- bytes -------------------------------------------------------------------------------------
+    @abstractmethod
+    def read_bytes(self, name: str) -> memoryview:
+        """The raw little-endian C-order bytes of one tensor (may be a view of a memory map)."""
+
+    def read(self, name: str) -> torch.Tensor:
+        """One tensor with its true dtype and shape (a copy that owns its memory)."""
+        info = self.info(name)
+        return tensor_from_bytes(self.read_bytes(name), info.dtype, info.shape)
+
+    def close(self) -> None:
+        """Release files and maps; further reads fail."""
+
+    # --- conveniences ------------------------------------------------------------------------------
+    def info(self, name: str) -> TensorInfo:
+        for t in self.tensors:
+            if t.name == name:
+                return t
+        raise KeyError(name)
+
+    def state_dict(self) -> Mapping[str, torch.Tensor]:
+        """A lazy mapping name → tensor; each access reads one tensor."""
+        return _LazyStateDict(self)
+
+    @property
+    def parameter_count(self) -> int:
+        return sum(t.numel for t in self.tensors)
+
+    @property
+    def architecture(self) -> str | None:
+        """The HF architecture class name (``config["architectures"][0]``) when there is a config."""
+        archs = (self.config or {}).get("architectures")
+        return archs[0] if isinstance(archs, list) and archs and isinstance(archs[0], str) else None
+
+    @property
+    def model_type(self) -> str | None:
+        mt = (self.config or {}).get("model_type")
+        return mt if isinstance(mt, str) else None
+
+    def __enter__(self) -> Checkpoint:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class _LazyStateDict(Mapping[str, torch.Tensor]):
+    def __init__(self, ckpt: Checkpoint) -> None:
+        self._ckpt = ckpt
+        self._names = [t.name for t in ckpt.tensors]
+        self._set = set(self._names)
+
+    def __getitem__(self, key: str) -> torch.Tensor:
+        if key not in self._set:
+            raise KeyError(key)
+        return self._ckpt.read(key)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._names)
+
+    def __len__(self) -> int:
+        return len(self._names)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._set
+
+
+__all__ = ["Checkpoint", "TensorInfo"]

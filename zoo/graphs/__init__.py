@@ -1,0 +1,1 @@
+"""Graphs of networks: ParameterGraph (neurons and weights) and ComputeGraph (operations)."""
