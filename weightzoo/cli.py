@@ -46,7 +46,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         rc = args.func(args)
     except WeightzooError as exc:
-        print(f"weightzoo {args.command}: error: {exc}", file=sys.stderr)
+        message = " ".join(str(exc).split())  # one line, whatever a library put in the text
+        print(f"weightzoo {args.command}: error: {message}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print(f"weightzoo {args.command}: interrupted", file=sys.stderr)

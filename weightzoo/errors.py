@@ -76,6 +76,14 @@ class ModelExistsError(ZooError, FileExistsError):
         super().__init__(f"a model named {name!r} is already in the zoo (use another name or replace=True)")
 
 
+class ZooNotFoundError(ZooError, FileNotFoundError):
+    """The folder is not a zoo (no catalogue) and creating one was not asked for."""
+
+    def __init__(self, path: str | PathLike[str], reason: str = "no zoo here") -> None:
+        self.path = str(path)
+        super().__init__(f"{self.path}: {reason}")
+
+
 class ZooBusyError(ZooError, BlockingIOError):
     """Another process holds the zoo's writer lock."""
 
@@ -138,6 +146,10 @@ class KernelTooLargeError(WeightzooError, ValueError):
         )
 
 
+class GraphTooLargeError(WeightzooError, ValueError):
+    """A graph is too large for the requested representation (e.g. networkx) without ``force=True``."""
+
+
 class ShapeMismatchError(WeightzooError, ValueError):
     """Tensors that must agree in shape (merging, task vectors, alignment) do not."""
 
@@ -154,6 +166,7 @@ __all__ = [
     "AmbiguousModelError",
     "CheckpointError",
     "HubError",
+    "GraphTooLargeError",
     "InvalidNameError",
     "KernelTooLargeError",
     "ModelExistsError",
@@ -170,4 +183,5 @@ __all__ = [
     "ZooBusyError",
     "ZooCorruptError",
     "ZooError",
+    "ZooNotFoundError",
 ]

@@ -104,10 +104,52 @@ def tensor_from_bytes(data: bytes | bytearray | memoryview | np.ndarray, code: s
     expected = dt.itemsize * int(np.prod(shape, dtype=np.int64))
     if raw.size != expected:
         raise ValueError(f"{raw.size} bytes cannot hold a {code} tensor of shape {tuple(shape)} ({expected} bytes)")
+    if expected == 0:  # an empty uint8 buffer has stride 0, which .view() to a wider dtype refuses
+        return torch.empty(tuple(shape), dtype=dt.torch)
     t = torch.from_numpy(raw.copy())
     if dt.torch == torch.bool:
         return t.view(torch.bool).reshape(shape)
     return t.view(dt.torch).reshape(shape)
 
 
-__all__ = ["CODES", "DType", "dtype_from_code", "dtype_from_torch", "tensor_bytes", "tensor_from_bytes"]
+
+
+
+_CHUNK = 1 << 24  # elements per chunk when scanning for NaN/Inf (bounded temporaries)
+
+
+def count_nonfinite(data: memoryview | bytes | np.ndarray, code: str) -> tuple[int, int]:
+    """``(nan_count, inf_count)`` of a tensor's raw bytes, scanned in chunks (memory stays bounded).
+
+    Works on the bits for dtypes numpy lacks: bfloat16 (exponent 0xFF), float8 e5m2 (exponent 0x1F),
+    float8 e4m3fn (only NaN, 0x7F/0xFF; it has no infinities).
+    """
+    dt = dtype_from_code(code)
+    if not dt.torch.is_floating_point and not dt.torch.is_complex:
+        return 0, 0
+    raw = data if isinstance(data, np.ndarray) else np.frombuffer(data, dtype=np.uint8)
+    arr = raw.view(dt.storage).reshape(-1)
+    nan = inf = 0
+    for start in range(0, arr.size, _CHUNK):
+        c = arr[start : start + _CHUNK]
+        if not dt.raw_bits:
+            nan += int(np.count_nonzero(np.isnan(c)))
+            inf += int(np.count_nonzero(np.isinf(c)))
+        elif code == "BF16":
+            exp_all = (c & 0x7F80) == 0x7F80
+            man = (c & 0x007F) != 0
+            nan += int(np.count_nonzero(exp_all & man))
+            inf += int(np.count_nonzero(exp_all & ~man))
+        elif code in ("F8_E5M2",):
+            exp_all = (c & 0x7C) == 0x7C
+            man = (c & 0x03) != 0
+            nan += int(np.count_nonzero(exp_all & man))
+            inf += int(np.count_nonzero(exp_all & ~man))
+        elif code == "F8_E4M3":
+            nan += int(np.count_nonzero((c & 0x7F) == 0x7F))
+        else:  # exotic float8 variants: decode through torch (small dtypes, chunks keep it bounded)
+            t = torch.from_numpy(c.copy()).view(dt.torch).float()
+            nan += int(torch.isnan(t).sum())
+            inf += int(torch.isinf(t).sum())
+    return nan, inf
+__all__ = ["CODES", "DType", "count_nonfinite", "dtype_from_code", "dtype_from_torch", "tensor_bytes", "tensor_from_bytes"]

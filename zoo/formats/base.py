@@ -127,5 +127,9 @@ class _LazyStateDict(Mapping[str, torch.Tensor]):
     def __contains__(self, key: object) -> bool:
         return key in self._set
 
+    def tensor_infos(self) -> list[TensorInfo]:
+        """The tensor table without reading any bytes (used by streaming writers)."""
+        return list(self._ckpt.tensors)
+
 
 __all__ = ["Checkpoint", "TensorInfo"]

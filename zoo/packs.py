@@ -1,0 +1,189 @@
+"""HDF5 tensor packs: content hashing, durable pack writes, and lazy reads.
+
+A pack is an immutable HDF5 file under ``packs/`` holding one dataset per tensor blob, named by the blob's
+hash. It is written to a temporary name, flushed, fsynced, renamed into place and the folder fsynced;
+only then does the catalogue point at it. A crash leaves at most an orphan (or a temporary) file that
+``verify --repair`` removes. An existing pack is never opened for writing.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import uuid
+from collections import OrderedDict
+from pathlib import Path
+
+import blake3
+import h5py
+import numpy as np
+import torch
+
+from ..errors import StorageError, ZooCorruptError
+from .dtypes import dtype_from_code
+
+TMP_PREFIX = ".tmp-"
+PACK_SUFFIX = ".h5"
+
+
+def blob_hash(code: str, shape: tuple[int, ...], data: memoryview | bytes | np.ndarray) -> str:
+    """Content address of a tensor: BLAKE3 of (dtype code, shape, bytes), hex.
+
+    BLAKE3 is cryptographic (a crafted checkpoint cannot collide with another tensor to alias it) and,
+    multithreaded over large buffers, runs near memory bandwidth.
+    """
+    h = blake3.blake3(max_threads=blake3.blake3.AUTO)
+    h.update(f"{code}|{','.join(map(str, shape))}|".encode())
+    h.update(data)
+    return h.hexdigest()
+
+
+def fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class PackWriter:
+    """Writes one new pack: ``add`` blobs, then ``commit`` (rename into place) or ``abort``."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.name = f"{uuid.uuid4().hex}{PACK_SUFFIX}"
+        self.tmp = folder / f"{TMP_PREFIX}{self.name}"
+        self.path = folder / self.name
+        self.count = 0
+        self.nbytes = 0
+        self._file: h5py.File | None = None
+
+    def _open(self) -> h5py.File:
+        if self._file is None:
+            # "x": fail if it exists; never "w" on a path that could hold data.
+            self._file = h5py.File(self.tmp, "x", locking=False)
+        return self._file
+
+    def add(self, key: str, code: str, shape: tuple[int, ...], data: memoryview | bytes | np.ndarray) -> None:
+        """Store one blob (raw little-endian bytes of a ``code`` tensor of ``shape``) under ``key``."""
+        dt = dtype_from_code(code)
+        raw = data if isinstance(data, np.ndarray) else np.frombuffer(data, dtype=np.uint8)
+        arr = raw.view(dt.storage).reshape(shape)
+        try:
+            f = self._open()
+            ds = f.create_dataset(key, shape=arr.shape, dtype=dt.storage)
+            if arr.size:
+                ds.write_direct(np.ascontiguousarray(arr))
+            ds.attrs["dtype"] = code
+        except OSError as exc:
+            raise StorageError(f"writing pack {self.tmp}: {_reason(exc)}") from exc
+        self.count += 1
+        self.nbytes += arr.nbytes
+
+    def commit(self) -> bool:
+        """Flush, fsync and rename the pack into place; ``False`` if nothing was added (no file made)."""
+        if self._file is None:
+            return False
+        try:
+            self._file.flush()
+            self._file.close()
+            self._file = None
+            fd = os.open(self.tmp, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.replace(self.tmp, self.path)
+            fsync_dir(self.folder)
+        except OSError as exc:
+            self.abort()
+            raise StorageError(f"finishing pack {self.path}: {_reason(exc)}") from exc
+        return True
+
+    def abort(self) -> None:
+        """Drop the temporary (or renamed but uncommitted) pack."""
+        if self._file is not None:
+            try:
+                self._file.close()
+            except Exception:  # noqa: BLE001 - closing a failed file must not mask the original error
+                pass
+            self._file = None
+        for p in (self.tmp, self.path):
+            try:
+                p.unlink()
+            except FileNotFoundError:
+                pass
+
+
+def _reason(exc: OSError) -> str:
+    """One line for an OS error: the errno's text when known (HDF5 adds a multi-line trace)."""
+    if exc.errno:
+        return f"{os.strerror(exc.errno)} (errno {exc.errno})"
+    text = str(exc)
+    for probe, nice in (("File too large", "file too large (EFBIG)"), ("No space left", "no space left on device")):
+        if probe in text:
+            return nice
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+class PackReader:
+    """Read-only access to packs, with a small cache of open files (packs are immutable)."""
+
+    def __init__(self, folder: Path, max_open: int = 16) -> None:
+        self.folder = folder
+        self.max_open = max_open
+        self._open: OrderedDict[str, h5py.File] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def _file(self, pack: str) -> h5py.File:
+        f = self._open.get(pack)
+        if f is not None:
+            self._open.move_to_end(pack)
+            return f
+        path = self.folder / pack
+        try:
+            f = h5py.File(path, "r", locking=False)
+        except FileNotFoundError as exc:
+            raise ZooCorruptError(f"pack {path} is missing (run `weightzoo verify`)") from exc
+        except OSError as exc:
+            raise ZooCorruptError(f"pack {path} cannot be read: {exc}") from exc
+        self._open[pack] = f
+        while len(self._open) > self.max_open:
+            _, old = self._open.popitem(last=False)
+            old.close()
+        return f
+
+    def read_array(self, pack: str, key: str) -> np.ndarray:
+        """The stored array of one blob (storage dtype, true shape)."""
+        with self._lock:
+            f = self._file(pack)
+            try:
+                ds = f[key]
+            except KeyError as exc:
+                raise ZooCorruptError(f"pack {pack} has no blob {key} (run `weightzoo verify`)") from exc
+            try:
+                return ds[()] if ds.shape != () else np.asarray(ds[()])
+            except OSError as exc:
+                raise ZooCorruptError(f"pack {pack}, blob {key}: {exc}") from exc
+
+    def read_tensor(self, pack: str, key: str, code: str) -> torch.Tensor:
+        """One blob as a torch tensor of its true dtype (raw bits reinterpreted, never converted)."""
+        arr = self.read_array(pack, key)
+        dt = dtype_from_code(code)
+        t = torch.from_numpy(np.ascontiguousarray(arr).reshape(arr.shape))
+        if dt.raw_bits or dt.torch == torch.bool:
+            t = t.view(dt.torch) if t.dim() else t.reshape(1).view(dt.torch).reshape(())
+        return t
+
+    def keys(self, pack: str) -> list[str]:
+        with self._lock:
+            return list(self._file(pack).keys())
+
+    def close(self) -> None:
+        with self._lock:
+            for f in self._open.values():
+                f.close()
+            self._open.clear()
+
+
+__all__ = ["PACK_SUFFIX", "TMP_PREFIX", "PackReader", "PackWriter", "blob_hash", "fsync_dir"]

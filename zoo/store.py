@@ -1,0 +1,716 @@
+"""The zoo store: a folder with a SQLite catalogue and content-addressed HDF5 tensor packs.
+
+    >>> zoo = Zoo.open("my-zoo")                                  # doctest: +SKIP
+    >>> zoo.ingest("path/to/snapshot", metadata={"seed": 0})      # doctest: +SKIP
+    >>> zoo.tensor("snapshot", "embeddings.word_embeddings.weight")  # doctest: +SKIP
+
+Guarantees: a tensor's bytes are stored once (addressed by BLAKE3 of dtype, shape and bytes); an ingest
+writes one new pack durably before one catalogue transaction points at it, so a crash at any moment leaves
+the zoo as it was (at most an orphan pack); one writer at a time (``ZooBusyError`` after ``lock_timeout``),
+readers never block; tensors come back bit-exactly with their true dtype; reads are lazy.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..errors import (
+    ModelExistsError,
+    ModelNotFoundError,
+    SpecError,
+    StorageError,
+    TensorNotFoundError,
+    ZooCorruptError,
+    ZooError,
+    ZooNotFoundError,
+)
+from .catalog import (
+    MODEL_COLUMNS,
+    SCHEMA,
+    SCHEMA_VERSION,
+    ModelRecord,
+    TensorRecord,
+    check_name,
+    connect,
+    model_from_row,
+    split_ref,
+    tensor_from_row,
+)
+from .dtypes import count_nonfinite
+from .formats.base import Checkpoint, TensorInfo
+from .lock import WriterLock
+from .packs import PACK_SUFFIX, TMP_PREFIX, PackReader, PackWriter, blob_hash
+
+CATALOG = "catalog.sqlite"
+PACKS = "packs"
+
+# Catalogue columns that `models(**filters)` matches directly; any other keyword matches metadata.
+_COLUMN_FILTERS = {"name", "revision", "source", "format", "repo_id", "library", "model_type", "architecture",
+                   "license"}
+
+
+@dataclass
+class VerifyReport:
+    """What ``verify`` found. ``clean`` is True when the catalogue and the packs agree byte for byte."""
+
+    models: int = 0
+    tensors: int = 0
+    blobs_checked: int = 0
+    bad_hashes: list[str] = field(default_factory=list)
+    missing_blobs: list[str] = field(default_factory=list)
+    missing_packs: list[str] = field(default_factory=list)
+    rows_without_data: list[str] = field(default_factory=list)
+    orphan_packs: list[str] = field(default_factory=list)
+    temp_files: list[str] = field(default_factory=list)
+    unreferenced_blobs: int = 0
+    repaired: list[str] = field(default_factory=list)
+
+    @property
+    def clean(self) -> bool:
+        """No corruption (orphans and temporaries are harmless leftovers and do not count)."""
+        return not (self.bad_hashes or self.missing_blobs or self.missing_packs or self.rows_without_data)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = {k: getattr(self, k) for k in self.__dataclass_fields__}
+        d["clean"] = self.clean
+        return d
+
+
+@dataclass
+class _Item:
+    """One model to ingest, opened."""
+
+    ckpt: Checkpoint
+    name: str
+    revision: str | None
+    metadata: dict[str, Any]
+    spec: dict[str, Any] | None
+    replace: bool
+    source: str
+    extra: dict[str, Any]
+
+
+class Zoo:
+    """A local model zoo. Open with :meth:`Zoo.open`; use as a context manager to close it."""
+
+    def __init__(self, path: Path, *, lock_timeout: float = 30.0) -> None:
+        self.path = path
+        self.packs_dir = path / PACKS
+        self._conn = connect(path / CATALOG)
+        self._db_lock = threading.RLock()
+        self._writer = WriterLock(path, lock_timeout)
+        self._reader = PackReader(self.packs_dir)
+
+    # --- opening -----------------------------------------------------------------------------------
+    @classmethod
+    def open(cls, path: str | os.PathLike[str], *, create: bool = True, lock_timeout: float = 30.0) -> Zoo:
+        """Open the zoo at ``path``, creating it (an empty or missing folder) unless ``create=False``."""
+        p = Path(path)
+        catalog = p / CATALOG
+        if not catalog.exists():
+            if not create:
+                raise ZooNotFoundError(p, "no zoo here (no catalog.sqlite)")
+            if p.exists() and not p.is_dir():
+                raise ZooNotFoundError(p, "exists and is not a folder")
+            if p.is_dir() and any(x.name not in (PACKS, ".lock") for x in p.iterdir()):
+                raise ZooNotFoundError(p, "folder is not empty and holds no zoo; refusing to create one in it")
+            (p / PACKS).mkdir(parents=True, exist_ok=True)
+        zoo = cls(p, lock_timeout=lock_timeout)
+        zoo._init_schema()
+        return zoo
+
+    def _init_schema(self) -> None:
+        with self._db_lock:
+            row = None
+            try:
+                row = self._conn.execute("SELECT value FROM info WHERE key='schema'").fetchone()
+            except sqlite3.OperationalError:
+                pass
+            if row is not None:
+                if int(row[0]) > SCHEMA_VERSION:
+                    raise ZooError(f"{self.path}: catalogue schema {row[0]} is newer than this weightzoo ({SCHEMA_VERSION})")
+                return
+            with self._writer:
+                # executescript commits any open transaction first, so the script carries its own.
+                self._conn.executescript(f"BEGIN IMMEDIATE;{SCHEMA}"
+                                         f"INSERT OR IGNORE INTO info VALUES ('schema', '{SCHEMA_VERSION}');COMMIT;")
+            self.packs_dir.mkdir(exist_ok=True)
+
+    def close(self) -> None:
+        self._reader.close()
+        with self._db_lock:
+            self._conn.close()
+
+    def __enter__(self) -> Zoo:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Zoo({str(self.path)!r})"
+
+    # --- transactions ------------------------------------------------------------------------------
+    class _Tx:
+        def __init__(self, zoo: Zoo) -> None:
+            self.zoo = zoo
+
+        def __enter__(self) -> sqlite3.Connection:
+            self.zoo._db_lock.acquire()
+            self.zoo._conn.execute("BEGIN IMMEDIATE")
+            return self.zoo._conn
+
+        def __exit__(self, exc_type: Any, *rest: object) -> None:
+            try:
+                self.zoo._conn.execute("ROLLBACK" if exc_type else "COMMIT")
+            finally:
+                self.zoo._db_lock.release()
+
+    def _transaction(self) -> Zoo._Tx:
+        return Zoo._Tx(self)
+
+    def _query(self, sql: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        with self._db_lock:
+            return self._conn.execute(sql, args).fetchall()
+
+    # --- lookups -----------------------------------------------------------------------------------
+    def _model_row(self, ref: str) -> tuple[Any, ...]:
+        name, rev = split_ref(ref)
+        if rev is None:
+            rows = self._query(f"SELECT {MODEL_COLUMNS} FROM models WHERE name=? ORDER BY created_at DESC, id DESC LIMIT 1", (name,))
+        else:
+            rows = self._query(f"SELECT {MODEL_COLUMNS} FROM models WHERE name=? AND (revision=? OR revision LIKE ?) "
+                               "ORDER BY created_at DESC LIMIT 2", (name, rev, rev + "%"))
+            if len(rows) > 1 and rows[0][2] != rev:
+                raise ZooError(f"revision prefix {rev!r} of {name!r} is ambiguous")
+        if not rows:
+            raise ModelNotFoundError(ref, self.path)
+        return rows[0]
+
+    def _model_id(self, ref: str) -> int:
+        return int(self._model_row(ref)[0])
+
+    def has_model(self, ref: str) -> bool:
+        """Whether ``ref`` (a name, or ``name@revision``) is in the zoo."""
+        try:
+            self._model_row(ref)
+        except ModelNotFoundError:
+            return False
+        return True
+
+    def _metadata(self, model_id: int) -> dict[str, Any]:
+        return {k: json.loads(v) for k, v in self._query("SELECT key, value FROM metadata WHERE model_id=? ORDER BY key", (model_id,))}
+
+    def model(self, ref: str) -> ModelRecord:
+        """The catalogue record of one model (``ModelNotFoundError`` if absent)."""
+        row = self._model_row(ref)
+        return model_from_row(row, self._metadata(int(row[0])))
+
+    def models(self, **filters: Any) -> list[ModelRecord]:
+        """Models matching every filter, oldest first.
+
+        Catalogue columns match exactly (``library="transformers"``, ``model_type="bert"``), ``name`` may be
+        a glob (``name="org/*"``), ``ingested=True/False``, ``tag="x"``; any other keyword matches a
+        free-form metadata value (``epoch=20``, ``seed=0``).
+        """
+        where, args = [], []
+        for key, value in filters.items():
+            if key == "name" and isinstance(value, str) and any(ch in value for ch in "*?["):
+                where.append("name GLOB ?")
+                args.append(value)
+            elif key in _COLUMN_FILTERS:
+                where.append(f"{key} IS ?")
+                args.append(value)
+            elif key == "ingested":
+                where.append("ingested = ?")
+                args.append(int(bool(value)))
+            elif key == "tag":
+                where.append("EXISTS (SELECT 1 FROM json_each(models.tags) WHERE json_each.value = ?)")
+                args.append(value)
+            else:
+                where.append("EXISTS (SELECT 1 FROM metadata m WHERE m.model_id = models.id AND m.key = ? AND m.value = ?)")
+                args.extend([key, json.dumps(value, sort_keys=True)])
+        sql = f"SELECT {MODEL_COLUMNS} FROM models" + (" WHERE " + " AND ".join(where) if where else "")
+        rows = self._query(sql + " ORDER BY created_at, id", tuple(args))
+        return [model_from_row(r, self._metadata(int(r[0]))) for r in rows]
+
+    def __len__(self) -> int:
+        return int(self._query("SELECT COUNT(*) FROM models")[0][0])
+
+    def __contains__(self, ref: object) -> bool:
+        return isinstance(ref, str) and self.has_model(ref)
+
+    def tensors(self, ref: str) -> list[TensorRecord]:
+        """The tensor table of a model, in checkpoint order."""
+        mid = self._model_id(ref)
+        rows = self._query("SELECT name, dtype, shape, numel, hash, nan_count, inf_count FROM tensors "
+                           "WHERE model_id=? ORDER BY idx", (mid,))
+        return [tensor_from_row(r) for r in rows]
+
+    # --- reads -------------------------------------------------------------------------------------
+    def tensor(self, ref: str, name: str) -> torch.Tensor:
+        """One tensor of a model, read from its pack (touches one dataset), with its true dtype."""
+        mid = self._model_id(ref)
+        rows = self._query("SELECT t.dtype, t.hash, b.pack FROM tensors t LEFT JOIN blobs b ON b.hash = t.hash "
+                           "WHERE t.model_id=? AND t.name=?", (mid, name))
+        if not rows:
+            raise TensorNotFoundError(ref, name)
+        code, h, pack = rows[0]
+        if h is None:
+            raise TensorNotFoundError(ref, name, "metadata-only model: no tensor bytes are stored")
+        if pack is None:
+            raise ZooCorruptError(f"model {ref!r}, tensor {name!r}: blob {h} is not in any pack (run `weightzoo verify`)")
+        return self._reader.read_tensor(pack, h, code)
+
+    def state_dict(self, ref: str) -> Mapping[str, torch.Tensor]:
+        """A lazy mapping name → tensor over a model; each access reads one tensor. ``dict(...)`` loads all."""
+        return _ZooStateDict(self, self.model(ref).ref, [t.name for t in self.tensors(ref)])
+
+    def module(self, ref: str) -> torch.nn.Module:
+        """The stored model rebuilt as an ``nn.Module`` from its architecture spec, with its weights."""
+        rec = self.model(ref)
+        if rec.spec is None:
+            raise SpecError(f"model {ref!r} has no architecture spec; only tensor-level operations are possible")
+        from .arch import build_module
+
+        module = build_module(rec.spec)
+        sd = dict(self.state_dict(rec.ref))
+        try:
+            module.load_state_dict(sd, strict=True)
+        except RuntimeError as exc:
+            raise SpecError(f"model {ref!r}: stored weights do not fit its spec: {exc}") from exc
+        return module.eval()
+
+    # --- writes: ingest ----------------------------------------------------------------------------
+    def ingest(self, source: Any, *, name: str | None = None, revision: str | None = None,
+               metadata: Mapping[str, Any] | None = None, spec: Mapping[str, Any] | None = None,
+               replace: bool = False, **fields: Any) -> ModelRecord:
+        """Ingest one checkpoint (path, snapshot folder, ``nn.Module``, state dict or opened Checkpoint).
+
+        Args:
+            name: the model's name; defaults to the file or folder stem (``"module"`` for objects).
+            revision: a revision id (``name@revision`` designates it; the bare name means the latest).
+            metadata: free-form JSON-able metadata (hyperparameters, metrics, epoch, seed ...).
+            spec: an architecture spec (see :mod:`weightzoo.zoo.arch`); HF snapshots get theirs from config.
+            replace: replace an existing model of that name (metadata-only entries are always upgraded).
+            fields: catalogue fields (``repo_id``, ``license``, ``tags``, ``library``).
+        """
+        return self.ingest_many([dict(source=source, name=name, revision=revision, metadata=metadata,
+                                      spec=spec, replace=replace, **fields)], progress=None)[0]
+
+    def ingest_many(self, items: Iterable[Mapping[str, Any]], *, progress: bool | None = None) -> list[ModelRecord]:
+        """Ingest many models into one new pack and one catalogue transaction.
+
+        Each item is a mapping with the keyword arguments of :meth:`ingest` (``source`` required). A zoo of
+        10,000 small networks is then a handful of packs, not 10,000 files and fsyncs. All or nothing:
+        an error in any item leaves the zoo unchanged.
+        """
+        opened: list[_Item] = []
+        try:
+            for it in items:
+                opened.append(self._open_item(dict(it)))
+            names = [(i.name, i.revision or "") for i in opened]
+            if len(set(names)) != len(names):
+                raise ModelExistsError(next(n for n in names if names.count(n) > 1)[0])
+            with self._writer:
+                return self._write(opened, progress)
+        finally:
+            for i in opened:
+                i.ckpt.close()
+
+    def _open_item(self, it: dict[str, Any]) -> _Item:
+        from .formats import open_checkpoint
+
+        source = it.pop("source")
+        ckpt = source if isinstance(source, Checkpoint) else open_checkpoint(source)
+        name = it.pop("name", None)
+        if name is None:
+            name = _default_name(source, ckpt)
+        check_name(name)
+        revision = it.pop("revision", None) or None
+        metadata = dict(it.pop("metadata", None) or {})
+        _check_json(metadata, "metadata")
+        spec = it.pop("spec", None)
+        if spec is None:
+            spec = _spec_for(source, ckpt)
+        if spec is not None:
+            spec = dict(spec)
+            _check_json(spec, "spec")
+        replace = bool(it.pop("replace", False))
+        src = str(Path(ckpt.path).resolve()) if ckpt.path is not None else ckpt.format
+        unknown = set(it) - {"repo_id", "license", "tags", "library", "model_type", "architecture"}
+        if unknown:
+            raise TypeError(f"unknown ingest fields: {sorted(unknown)}")
+        return _Item(ckpt, name, revision, metadata, spec, replace, src, it)
+
+    def _write(self, items: list[_Item], progress: bool | None) -> list[ModelRecord]:
+        from tqdm import tqdm
+
+        for it in items:  # fail before writing a byte when a name is taken
+            self._check_free(it)
+        total = sum(t.nbytes for it in items for t in it.ckpt.tensors)
+        show = progress if progress is not None else (total > (256 << 20) or len(items) > 200)
+        bar = tqdm(total=total, unit="B", unit_scale=True, desc="ingest", disable=not show or None, leave=False)
+        writer = PackWriter(self.packs_dir)
+        new_blobs: dict[str, tuple[str, tuple[int, ...], int]] = {}
+        plans: list[tuple[_Item, list[tuple[TensorInfo, str, int, int]]]] = []
+        try:
+            for it in items:
+                rows = []
+                for info in it.ckpt.tensors:
+                    data = it.ckpt.read_bytes(info.name)
+                    if len(data) != info.nbytes:
+                        raise StorageError(f"{it.name}: tensor {info.name!r} read {len(data)} bytes, expected {info.nbytes}")
+                    h = blob_hash(info.dtype, info.shape, data)
+                    nan, inf = count_nonfinite(data, info.dtype)
+                    if h not in new_blobs and not self._has_blob(h):
+                        writer.add(h, info.dtype, info.shape, data)
+                        new_blobs[h] = (info.dtype, info.shape, info.nbytes)
+                    rows.append((info, h, nan, inf))
+                    del data
+                    bar.update(info.nbytes)
+                plans.append((it, rows))
+            wrote = writer.commit()
+        except BaseException:
+            writer.abort()
+            raise
+        finally:
+            bar.close()
+        try:
+            return self._commit(plans, writer.name if wrote else None, writer.nbytes, new_blobs)
+        except BaseException:
+            if wrote:  # the catalogue never pointed at it: remove the (now orphan) pack
+                writer.abort()
+            raise
+
+    def _has_blob(self, h: str) -> bool:
+        return bool(self._query("SELECT 1 FROM blobs WHERE hash=?", (h,)))
+
+    def _check_free(self, it: _Item) -> None:
+        rows = self._query("SELECT ingested FROM models WHERE name=? AND revision=?", (it.name, it.revision or ""))
+        if rows and rows[0][0] and not it.replace:
+            raise ModelExistsError(it.name if not it.revision else f"{it.name}@{it.revision}")
+
+    def _commit(self, plans: list[tuple[_Item, list[tuple[TensorInfo, str, int, int]]]], pack: str | None,
+                pack_bytes: int, new_blobs: dict[str, tuple[str, tuple[int, ...], int]]) -> list[ModelRecord]:
+        now = time.time()
+        refs = []
+        try:
+            with self._transaction() as c:
+                if pack is not None:
+                    c.execute("INSERT INTO packs VALUES (?, ?, ?)", (pack, pack_bytes, now))
+                    c.executemany("INSERT OR IGNORE INTO blobs VALUES (?, ?, ?, ?, ?)",
+                                  [(h, pack, code, json.dumps(list(shape)), nb) for h, (code, shape, nb) in new_blobs.items()])
+                for it, rows in plans:
+                    self._check_free(it)  # another writer may have raced us between open and commit
+                    c.execute("DELETE FROM models WHERE name=? AND revision=?", (it.name, it.revision or ""))
+                    ck = it.ckpt
+                    tags = it.extra.get("tags") or []
+                    cur = c.execute(
+                        "INSERT INTO models (name, revision, source, format, repo_id, spec, config, library, model_type, "
+                        "architecture, parameter_count, nbytes, license, tags, ingested, nonfinite_tensors, created_at) "
+                        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?)",
+                        (it.name, it.revision or "", it.source, ck.format, it.extra.get("repo_id"),
+                         json.dumps(it.spec, sort_keys=True) if it.spec is not None else None,
+                         json.dumps(ck.config, sort_keys=True) if ck.config is not None else None,
+                         it.extra.get("library") or _library_of(ck), it.extra.get("model_type") or ck.model_type,
+                         it.extra.get("architecture") or ck.architecture,
+                         sum(i.numel for i, *_ in rows), sum(i.nbytes for i, *_ in rows), it.extra.get("license"),
+                         json.dumps(list(tags)), sum(1 for _, _, n, f in rows if n or f), now),
+                    )
+                    mid = cur.lastrowid
+                    c.executemany("INSERT INTO tensors VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                                  [(mid, k, i.name, i.dtype, json.dumps(list(i.shape)), i.numel, h, n, f)
+                                   for k, (i, h, n, f) in enumerate(rows)])
+                    c.executemany("INSERT INTO metadata VALUES (?, ?, ?)",
+                                  [(mid, k, json.dumps(v, sort_keys=True)) for k, v in it.metadata.items()])
+                    refs.append(f"{it.name}@{it.revision}" if it.revision else it.name)
+        except sqlite3.OperationalError as exc:
+            raise StorageError(f"{self.path}: catalogue write failed: {exc}") from exc
+        return [self.model(r) for r in refs]
+
+    def add_metadata_only(self, name: str, tensors: Iterable[TensorInfo], *, revision: str | None = None,
+                          metadata: Mapping[str, Any] | None = None, config: Mapping[str, Any] | None = None,
+                          spec: Mapping[str, Any] | None = None, source: str | None = None,
+                          format: str | None = None, replace: bool = True, **fields: Any) -> ModelRecord:
+        """Record a model's tensor table (from headers) without its bytes, e.g. from a Hub crawl."""
+        check_name(name)
+        infos = list(tensors)
+        md = dict(metadata or {})
+        _check_json(md, "metadata")
+        cfg = dict(config) if config is not None else None
+        archs = (cfg or {}).get("architectures")
+        with self._writer:
+            rows = self._query("SELECT ingested FROM models WHERE name=? AND revision=?", (name, revision or ""))
+            if rows and (rows[0][0] or not replace):
+                raise ModelExistsError(name)
+            now = time.time()
+            with self._transaction() as c:
+                c.execute("DELETE FROM models WHERE name=? AND revision=?", (name, revision or ""))
+                cur = c.execute(
+                    "INSERT INTO models (name, revision, source, format, repo_id, spec, config, library, model_type, "
+                    "architecture, parameter_count, nbytes, license, tags, ingested, nonfinite_tensors, created_at) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, 0, ?)",
+                    (name, revision or "", source, format, fields.get("repo_id"),
+                     json.dumps(dict(spec), sort_keys=True) if spec is not None else None,
+                     json.dumps(cfg, sort_keys=True) if cfg is not None else None,
+                     fields.get("library"), fields.get("model_type") or (cfg or {}).get("model_type"),
+                     fields.get("architecture") or (archs[0] if isinstance(archs, list) and archs else None),
+                     sum(i.numel for i in infos), sum(i.nbytes for i in infos), fields.get("license"),
+                     json.dumps(list(fields.get("tags") or [])), now),
+                )
+                mid = cur.lastrowid
+                c.executemany("INSERT INTO tensors VALUES (?, ?, ?, ?, ?, ?, NULL, NULL, NULL)",
+                              [(mid, k, i.name, i.dtype, json.dumps(list(i.shape)), i.numel) for k, i in enumerate(infos)])
+                c.executemany("INSERT INTO metadata VALUES (?, ?, ?)",
+                              [(mid, k, json.dumps(v, sort_keys=True)) for k, v in md.items()])
+        return self.model(f"{name}@{revision}" if revision else name)
+
+    # --- writes: metadata, lineage, crawl state ----------------------------------------------------
+    def set_metadata(self, ref: str, **values: Any) -> None:
+        """Set free-form metadata keys of a model (``None`` deletes a key)."""
+        _check_json(values, "metadata")
+        with self._writer:
+            mid = self._model_id(ref)
+            with self._transaction() as c:
+                for k, v in values.items():
+                    if v is None:
+                        c.execute("DELETE FROM metadata WHERE model_id=? AND key=?", (mid, k))
+                    else:
+                        c.execute("INSERT OR REPLACE INTO metadata VALUES (?, ?, ?)", (mid, k, json.dumps(v, sort_keys=True)))
+
+    def metadata(self, ref: str) -> dict[str, Any]:
+        return self._metadata(self._model_id(ref))
+
+    def set_spec(self, ref: str, spec: Mapping[str, Any] | None) -> None:
+        """Record (or clear) a model's architecture spec."""
+        if spec is not None:
+            _check_json(dict(spec), "spec")
+        with self._writer:
+            mid = self._model_id(ref)
+            with self._transaction() as c:
+                c.execute("UPDATE models SET spec=? WHERE id=?",
+                          (json.dumps(dict(spec), sort_keys=True) if spec is not None else None, mid))
+
+    def add_lineage(self, child: str, parent: str, relation: str = "finetune", evidence: Any = None) -> None:
+        """Record that ``child`` derives from ``parent`` (``finetune``, ``adapter``, ``merge``, ``quantized`` ...).
+
+        Either side may name a model that is not in the zoo (a Hub base model not crawled yet).
+        """
+        check_name(split_ref(child)[0])
+        check_name(split_ref(parent)[0])
+        if child == parent:
+            raise ZooError(f"a model cannot be its own parent: {child!r}")
+        with self._writer, self._transaction() as c:
+            c.execute("INSERT OR REPLACE INTO lineage VALUES (?, ?, ?, ?, ?)",
+                      (child, parent, relation, json.dumps(evidence, sort_keys=True) if evidence is not None else None,
+                       time.time()))
+
+    def lineage(self, ref: str, *, direction: str = "both", depth: int | None = None) -> list[dict[str, Any]]:
+        """Lineage edges reachable from ``ref``: ancestors (``"up"``), descendants (``"down"``) or both."""
+        if direction not in ("up", "down", "both"):
+            raise ValueError(f"direction must be 'up', 'down' or 'both', not {direction!r}")
+        edges: dict[tuple[str, str, str], dict[str, Any]] = {}
+        for d in (["up", "down"] if direction == "both" else [direction]):
+            frontier, seen, level = {ref}, {ref}, 0
+            while frontier and (depth is None or level < depth):
+                col, other = ("child", "parent") if d == "up" else ("parent", "child")
+                marks = ",".join("?" * len(frontier))
+                rows = self._query(f"SELECT child, parent, relation, evidence FROM lineage WHERE {col} IN ({marks})",
+                                   tuple(frontier))
+                nxt = set()
+                for child, parent, rel, ev in rows:
+                    edges[(child, parent, rel)] = {"child": child, "parent": parent, "relation": rel,
+                                                   "evidence": json.loads(ev) if ev else None}
+                    node = parent if d == "up" else child
+                    if node not in seen:
+                        seen.add(node)
+                        nxt.add(node)
+                frontier, level = nxt, level + 1
+        return list(edges.values())
+
+    def crawl_state(self, key: str) -> Any:
+        rows = self._query("SELECT value FROM crawl_state WHERE key=?", (key,))
+        return json.loads(rows[0][0]) if rows else None
+
+    def set_crawl_state(self, key: str, value: Any) -> None:
+        with self._writer, self._transaction() as c:
+            c.execute("INSERT OR REPLACE INTO crawl_state VALUES (?, ?, ?)", (key, json.dumps(value), time.time()))
+
+    # --- lifecycle ---------------------------------------------------------------------------------
+    def rm(self, ref: str) -> ModelRecord:
+        """Remove a model from the catalogue (its bytes stay until :meth:`gc`). Lineage edges are kept."""
+        with self._writer:
+            rec = self.model(ref)
+            with self._transaction() as c:
+                c.execute("DELETE FROM models WHERE name=? AND revision=?", (rec.name, rec.revision or ""))
+        return rec
+
+    def gc(self) -> dict[str, int]:
+        """Drop blobs no model points at and delete packs that hold no referenced blob."""
+        with self._writer:
+            with self._transaction() as c:
+                n_blobs = c.execute("DELETE FROM blobs WHERE hash NOT IN (SELECT hash FROM tensors WHERE hash IS NOT NULL)").rowcount
+                dead = [r[0] for r in c.execute("SELECT name FROM packs WHERE name NOT IN (SELECT DISTINCT pack FROM blobs)")]
+                freed = sum(r[0] for r in c.execute(
+                    f"SELECT nbytes FROM packs WHERE name IN ({','.join('?' * len(dead))})", dead)) if dead else 0
+                c.executemany("DELETE FROM packs WHERE name=?", [(d,) for d in dead])
+            self._reader.close()
+            for d in dead:  # after the commit: a crash here leaves orphans, never dangling rows
+                try:
+                    (self.packs_dir / d).unlink()
+                except FileNotFoundError:
+                    pass
+        return {"blobs_removed": n_blobs, "packs_removed": len(dead), "bytes_freed": int(freed)}
+
+    def verify(self, *, repair: bool = False, rehash: bool = True) -> VerifyReport:
+        """Check that catalogue and packs agree: re-hash every blob, find missing and orphan data.
+
+        ``repair=True`` (under the writer lock) deletes orphan packs and temporary files; it never deletes
+        catalogue rows that point at missing data (those are reported; re-ingest the model).
+        """
+        rep = VerifyReport()
+        with self._writer if repair else _nullcontext():
+            rep.models = int(self._query("SELECT COUNT(*) FROM models")[0][0])
+            rep.tensors = int(self._query("SELECT COUNT(*) FROM tensors")[0][0])
+            packs = {r[0] for r in self._query("SELECT name FROM packs")}
+            on_disk = {p.name for p in self.packs_dir.iterdir()} if self.packs_dir.exists() else set()
+            rep.temp_files = sorted(n for n in on_disk if n.startswith(TMP_PREFIX))
+            rep.orphan_packs = sorted(n for n in on_disk if n.endswith(PACK_SUFFIX) and not n.startswith(TMP_PREFIX) and n not in packs)
+            rep.missing_packs = sorted(packs - on_disk)
+            for (model, tname, h) in self._query(
+                    "SELECT m.name, t.name, t.hash FROM tensors t JOIN models m ON m.id = t.model_id "
+                    "LEFT JOIN blobs b ON b.hash = t.hash WHERE t.hash IS NOT NULL AND b.hash IS NULL"):
+                rep.rows_without_data.append(f"{model}:{tname}")
+            rep.unreferenced_blobs = int(self._query(
+                "SELECT COUNT(*) FROM blobs WHERE hash NOT IN (SELECT hash FROM tensors WHERE hash IS NOT NULL)")[0][0])
+            for pack in sorted(packs - set(rep.missing_packs)):
+                try:
+                    keys = set(self._reader.keys(pack))
+                except ZooCorruptError:
+                    rep.missing_packs.append(pack)
+                    continue
+                for h, code, shape in self._query("SELECT hash, dtype, shape FROM blobs WHERE pack=?", (pack,)):
+                    if h not in keys:
+                        rep.missing_blobs.append(f"{pack}:{h}")
+                        continue
+                    if rehash:
+                        try:
+                            arr = self._reader.read_array(pack, h)
+                        except ZooCorruptError:
+                            rep.bad_hashes.append(h)
+                            continue
+                        if blob_hash(code, tuple(json.loads(shape)), memoryview(arr.reshape(-1).view("u1"))) != h:
+                            rep.bad_hashes.append(h)
+                        rep.blobs_checked += 1
+            if repair:
+                self._reader.close()
+                for n in rep.orphan_packs + rep.temp_files:
+                    try:
+                        (self.packs_dir / n).unlink()
+                        rep.repaired.append(n)
+                    except FileNotFoundError:
+                        pass
+        return rep
+
+    def stats(self) -> dict[str, Any]:
+        """Counts and sizes: models, tensors, unique blobs, logical and stored bytes (dedup ratio)."""
+        (n_models,), = self._query("SELECT COUNT(*) FROM models")
+        (n_ingested,), = self._query("SELECT COUNT(*) FROM models WHERE ingested=1")
+        (logical,), = self._query("SELECT COALESCE(SUM(nbytes), 0) FROM models WHERE ingested=1")
+        (stored, n_blobs), = self._query("SELECT COALESCE(SUM(nbytes), 0), COUNT(*) FROM blobs")
+        (n_packs,), = self._query("SELECT COUNT(*) FROM packs")
+        return {"models": n_models, "ingested": n_ingested, "metadata_only": n_models - n_ingested,
+                "blobs": n_blobs, "packs": n_packs, "logical_bytes": logical, "stored_bytes": stored}
+
+
+class _ZooStateDict(Mapping[str, torch.Tensor]):
+    def __init__(self, zoo: Zoo, ref: str, names: list[str]) -> None:
+        self._zoo, self._ref, self._names, self._set = zoo, ref, names, set(names)
+
+    def __getitem__(self, key: str) -> torch.Tensor:
+        if key not in self._set:
+            raise KeyError(key)
+        return self._zoo.tensor(self._ref, key)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._names)
+
+    def __len__(self) -> int:
+        return len(self._names)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._set
+
+    def __repr__(self) -> str:
+        return f"<lazy state dict of {self._ref!r}: {len(self._names)} tensors>"
+
+    def tensor_infos(self) -> list[TensorInfo]:
+        """The tensor table without reading any bytes (used by streaming writers)."""
+        return [TensorInfo(t.name, t.dtype, t.shape) for t in self._zoo.tensors(self._ref)]
+
+
+class _nullcontext:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+def _default_name(source: Any, ckpt: Checkpoint) -> str:
+    if isinstance(source, str | os.PathLike) or ckpt.path is not None:
+        p = Path(source if isinstance(source, str | os.PathLike) else ckpt.path).resolve()  # type: ignore[arg-type]
+        return p.name if p.is_dir() else p.name.split(".")[0] or p.stem
+    return "module" if isinstance(source, torch.nn.Module) else "state_dict"
+
+
+def _library_of(ckpt: Checkpoint) -> str | None:
+    if ckpt.path is not None and Path(ckpt.path).is_dir():
+        folder = Path(ckpt.path)
+        if (folder / "modules.json").is_file() or (folder / "config_sentence_transformers.json").is_file():
+            return "sentence-transformers"
+        if (folder / "adapter_config.json").is_file():
+            return "peft"
+    if ckpt.config is not None:
+        return "transformers"
+    if ckpt.format in ("module", "state-dict", "torch-zip", "torch-legacy"):
+        return "torch"
+    return None
+
+
+def _spec_for(source: Any, ckpt: Checkpoint) -> dict[str, Any] | None:
+    """The architecture spec implied by the source: HF config + class, or our own spec of a module."""
+    if ckpt.config is not None and ckpt.architecture:
+        return {"format": "hf", "class": ckpt.architecture, "config": ckpt.config}
+    if isinstance(source, torch.nn.Module):
+        try:
+            from ..errors import WeightzooError
+            from .arch import spec_from_module
+        except ImportError:
+            return None
+        try:
+            return spec_from_module(source)
+        except WeightzooError:
+            return None
+    return None
+
+
+def _check_json(value: Any, what: str) -> None:
+    try:
+        json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise ZooError(f"{what} must be JSON-serialisable (plain numbers, strings, lists, dicts): {exc}") from exc
+
+
+__all__ = ["ModelRecord", "TensorRecord", "VerifyReport", "Zoo"]
