@@ -23,6 +23,9 @@ from ..errors import StorageError, ZooCorruptError
 from .dtypes import dtype_from_code
 
 TMP_PREFIX = ".tmp-"
+# Start writing dirty pages back after this many bytes, in a background thread, so the final fsync
+# (durability before the catalogue points at the pack) finds little left to do.
+_WRITEBACK_BYTES = 32 << 20
 PACK_SUFFIX = ".h5"
 
 
@@ -57,6 +60,8 @@ class PackWriter:
         self.count = 0
         self.nbytes = 0
         self._file: h5py.File | None = None
+        self._unsynced = 0
+        self._sync_thread: threading.Thread | None = None
 
     def _open(self) -> h5py.File:
         if self._file is None:
@@ -79,11 +84,31 @@ class PackWriter:
             raise StorageError(f"writing pack {self.tmp}: {_reason(exc)}") from exc
         self.count += 1
         self.nbytes += arr.nbytes
+        self._unsynced += arr.nbytes
+        if self._unsynced >= _WRITEBACK_BYTES and (self._sync_thread is None or not self._sync_thread.is_alive()):
+            self._unsynced = 0
+            self._sync_thread = threading.Thread(target=self._writeback, daemon=True)
+            self._sync_thread.start()
+
+    def _writeback(self) -> None:
+        """fdatasync through a second descriptor: it flushes the file's pages written so far."""
+        try:
+            fd = os.open(self.tmp, os.O_RDONLY)
+        except OSError:
+            return
+        try:
+            os.fdatasync(fd)
+        except OSError:
+            pass  # the final fsync in commit() reports real failures
+        finally:
+            os.close(fd)
 
     def commit(self) -> bool:
         """Flush, fsync and rename the pack into place; ``False`` if nothing was added (no file made)."""
         if self._file is None:
             return False
+        if self._sync_thread is not None:
+            self._sync_thread.join()
         try:
             self._file.flush()
             self._file.close()
@@ -102,6 +127,8 @@ class PackWriter:
 
     def abort(self) -> None:
         """Drop the temporary (or renamed but uncommitted) pack."""
+        if self._sync_thread is not None:
+            self._sync_thread.join()
         if self._file is not None:
             try:
                 self._file.close()
