@@ -94,7 +94,7 @@ def tensor_bytes(tensor: torch.Tensor) -> memoryview:
     t = t.contiguous().reshape(-1)
     if t.dtype == torch.bool:
         t = t.view(torch.uint8)
-    return memoryview(t.view(torch.uint8).numpy()).cast("B")
+    return memoryview(t.view(torch.uint8).numpy()).cast("B")  # type: ignore[arg-type]  # numpy arrays are buffers
 
 
 def tensor_from_bytes(data: bytes | bytearray | memoryview | np.ndarray, code: str, shape: tuple[int, ...]) -> torch.Tensor:

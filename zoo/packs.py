@@ -37,7 +37,7 @@ def blob_hash(code: str, shape: tuple[int, ...], data: memoryview | bytes | np.n
     """
     h = blake3.blake3(max_threads=blake3.blake3.AUTO)
     h.update(f"{code}|{','.join(map(str, shape))}|".encode())
-    h.update(data)
+    h.update(data)  # type: ignore[arg-type]  # numpy arrays are buffers
     return h.hexdigest()
 
 

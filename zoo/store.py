@@ -223,7 +223,8 @@ class Zoo:
         a glob (``name="org/*"``), ``ingested=True/False``, ``tag="x"``; any other keyword matches a
         free-form metadata value (``epoch=20``, ``seed=0``).
         """
-        where, args = [], []
+        where: list[str] = []
+        args: list[Any] = []
         for key, value in filters.items():
             if key == "name" and isinstance(value, str) and any(ch in value for ch in "*?["):
                 where.append("name GLOB ?")
@@ -588,7 +589,7 @@ class Zoo:
             rep.temp_files = sorted(n for n in on_disk if n.startswith(TMP_PREFIX))
             rep.orphan_packs = sorted(n for n in on_disk if n.endswith(PACK_SUFFIX) and not n.startswith(TMP_PREFIX) and n not in packs)
             rep.missing_packs = sorted(packs - on_disk)
-            for (model, tname, h) in self._query(
+            for (model, tname, _h) in self._query(
                     "SELECT m.name, t.name, t.hash FROM tensors t JOIN models m ON m.id = t.model_id "
                     "LEFT JOIN blobs b ON b.hash = t.hash WHERE t.hash IS NOT NULL AND b.hash IS NULL"):
                 rep.rows_without_data.append(f"{model}:{tname}")
@@ -610,7 +611,7 @@ class Zoo:
                         except ZooCorruptError:
                             rep.bad_hashes.append(h)
                             continue
-                        if blob_hash(code, tuple(json.loads(shape)), memoryview(arr.reshape(-1).view("u1"))) != h:
+                        if blob_hash(code, tuple(json.loads(shape)), arr.reshape(-1).view("u1")) != h:
                             rep.bad_hashes.append(h)
                         rep.blobs_checked += 1
             if repair:

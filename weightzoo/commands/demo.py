@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import time
 from pathlib import Path
+from typing import Any
 
 from ._common import add_zoo
 
@@ -17,7 +18,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run, zoo_default="./demo-zoo")
 
 
-def _train_digits_cnn(seed: int) -> tuple[object, dict[str, float]]:
+def _train_digits_cnn(seed: int) -> tuple[Any, dict[str, float]]:
     """A small CNN trained on scikit-learn digits for a few seconds; returns (module, measured metrics)."""
     import torch
     from sklearn.datasets import load_digits
