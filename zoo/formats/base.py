@@ -71,7 +71,7 @@ class Checkpoint(ABC):
         info = self.info(name)
         return tensor_from_bytes(self.read_bytes(name), info.dtype, info.shape)
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - a hook: not every checkpoint holds files or maps
         """Release files and maps; further reads fail."""
 
     # --- conveniences ------------------------------------------------------------------------------

@@ -1,0 +1,244 @@
+"""PyTorch pickles, read only through ``torch.load(weights_only=True)`` and only after our own checks.
+
+``weights_only=True`` keeps code in a pickle from running (a ``__reduce__`` that calls ``os.system`` is
+refused), but two things happen before its unpickler refuses anything:
+
+* In the zip format (``torch.save`` since 1.6) torch inflates members as it reads them: a 4 MB zip whose
+  member declares gigabytes costs gigabytes of RAM before the refusal, and with ``mmap=True`` torch maps
+  a *deflated* member's compressed bytes as if they were the tensor (garbage, silently). ``torch.save``
+  writes every member STORED, so :func:`inspect_torch_zip` reads the central directory with
+  :mod:`zipfile` and refuses compressed members, sizes that do not add up, and absurd member counts —
+  then ``torch.load(path, weights_only=True, mmap=True, map_location="cpu")`` maps the tensors.
+* The legacy format (``_use_new_zipfile_serialization=False``) cannot be mapped; it is read whole into
+  RAM, so its file size is bounded first (``max_legacy_bytes``).
+
+What the pickle holds is then reduced to one flat ``name → tensor`` dict by :func:`select_tensors`
+(the policy is written there and in ``docs/formats.md``).
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import warnings
+import zipfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ...errors import CheckpointError, NoWeightsError, UnsafeCheckpointError, UnsupportedFormatError
+from .memory import TensorDictCheckpoint
+from .sniff import PICKLE, TORCH_LEGACY, TORCH_TAR, TORCH_ZIP
+
+#: At most this many members in a torch zip (torch writes ~6 plus one per storage).
+MAX_ZIP_MEMBERS = 200_000
+#: Legacy checkpoints are read whole into memory; refuse files larger than this (bytes).
+MAX_LEGACY_BYTES = 8 * 2**30
+#: The members' declared (uncompressed) sizes may add up to at most this multiple of the archive size;
+#: torch.save output is STORED, so its sum is below 1x, while bombs reach 100x-1000x.
+MAX_DECLARED_RATIO = 4.0
+
+#: Keys that wrap a state dict in training checkpoints, most specific first.
+WRAPPER_KEYS = ("state_dict", "model_state_dict", "model", "module", "net", "network", "weights")
+
+_SCALARS = (bool, int, float, str)
+
+
+# --- the zip container ---------------------------------------------------------------------------------
+
+
+def inspect_torch_zip(path: str | os.PathLike[str], *, max_members: int = MAX_ZIP_MEMBERS) -> list[str]:
+    """Check a torch zip's central directory before torch reads any member; return the member names.
+
+    Refuses (:class:`~weightzoo.errors.UnsafeCheckpointError`): more than ``max_members`` members; two
+    members with one name (``zipfile`` and torch's reader could pick different ones); members whose
+    declared sizes add up to more than the archive (a zip bomb: highly compressed content or a lying
+    size field); any member that is not STORED (torch ``mmap=True`` returns the compressed bytes as
+    the tensor, and compression is what makes bombs possible). :class:`~weightzoo.errors.CheckpointError`
+    for a broken or truncated archive, :class:`~weightzoo.errors.UnsupportedFormatError` for a zip that
+    is no torch checkpoint (no ``data.pkl``).
+    """
+    p = Path(path)
+    size = p.stat().st_size
+    try:
+        with zipfile.ZipFile(p) as zf:
+            infos = zf.infolist()
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, EOFError) as e:
+        raise CheckpointError(p, f"not a readable zip archive (truncated or corrupt?): {e}") from None
+    if len(infos) > max_members:
+        raise UnsafeCheckpointError(p, f"zip has {len(infos)} members (limit {max_members})")
+    names = [i.filename for i in infos]
+    if len(set(names)) != len(names):
+        dup = next(n for n in names if names.count(n) > 1)
+        raise UnsafeCheckpointError(p, f"zip names member {dup!r} twice")
+    declared = sum(i.file_size for i in infos)
+    if declared > MAX_DECLARED_RATIO * size:
+        worst = max(infos, key=lambda i: i.file_size / max(i.compress_size, 1))
+        raise UnsafeCheckpointError(
+            p, f"zip members declare {declared} bytes uncompressed in a {size}-byte archive (member "
+            f"{worst.filename!r}: {worst.compress_size} → {worst.file_size} bytes): a zip bomb; nothing was inflated")
+    for i in infos:
+        if i.compress_type != zipfile.ZIP_STORED:
+            raise UnsafeCheckpointError(
+                p, f"zip member {i.filename!r} is compressed (method {i.compress_type}); torch.save stores "
+                "members uncompressed, torch.load(mmap=True) would return the compressed bytes as the tensor, "
+                "and compression is what zip bombs are made of — re-save it with torch.save")
+        if i.file_size != i.compress_size or i.header_offset + i.compress_size > size:
+            raise CheckpointError(p, f"zip member {i.filename!r} has inconsistent sizes (truncated or corrupt?)")
+    if not any(n == "data.pkl" or n.endswith("/data.pkl") for n in names):
+        raise UnsupportedFormatError(p, "zip archive without data.pkl: not a torch.save checkpoint")
+    return names
+
+
+# --- loading ---------------------------------------------------------------------------------------------
+
+
+def _refusal_detail(msg: str) -> str:
+    """The line of torch's long refusal that says what was refused (``GLOBAL posix.system`` ...)."""
+    for line in msg.splitlines():
+        line = line.strip()
+        if "GLOBAL" in line or line.startswith("Unsupported"):
+            return f"({line.split('. ')[0].rstrip('.')[:200]})"
+    return ""
+
+
+def _torch_load(p: Path, *, mmap: bool) -> Any:
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # TypedStorage / protocol notices, not ours to show
+            return torch.load(p, weights_only=True, mmap=mmap, map_location="cpu")
+    except pickle.UnpicklingError as e:
+        msg = str(e)
+        if "Weights only load failed" in msg or "Unsupported" in msg:
+            detail = _refusal_detail(msg)
+            raise UnsafeCheckpointError(
+                p, "torch.load(weights_only=True) refused it: the pickle holds more than tensors "
+                f"(code or unknown objects); it was not executed. {detail}".rstrip()) from None
+        raise CheckpointError(p, f"corrupt pickle: {msg.splitlines()[0] if msg else type(e).__name__}") from None
+    except Exception as e:  # torch raises RuntimeError, EOFError, AttributeError ... on corrupt input
+        first = str(e).splitlines()[0] if str(e) else type(e).__name__
+        if "Invalid magic number" in first:
+            raise UnsupportedFormatError(p, "a plain pickle, not a torch.save checkpoint") from None
+        raise CheckpointError(p, f"torch.load failed ({type(e).__name__}): {first}") from None
+
+
+def load_torch_file(path: str | os.PathLike[str], fmt: str, *, max_legacy_bytes: int = MAX_LEGACY_BYTES,
+                    max_members: int = MAX_ZIP_MEMBERS) -> TensorDictCheckpoint:
+    """Open a torch checkpoint whose sniffed format is ``fmt`` (``torch-zip``, ``torch-legacy`` or ``pickle``).
+
+    Raises:
+        UnsupportedFormatError: ``torch-tar`` (torch's pre-0.4 format: ``weights_only`` cannot read it).
+        UnsafeCheckpointError: the zip checks fail, or ``weights_only`` refuses the pickle.
+        CheckpointError: a corrupt or truncated file, or a legacy file above ``max_legacy_bytes``.
+    """
+    p = Path(path)
+    if fmt == TORCH_TAR:
+        raise UnsupportedFormatError(
+            p, "legacy tar checkpoint (torch < 0.4): torch can only read it by unpickling without "
+            "weights_only, which could run code; load and re-save it in a trusted sandbox")
+    if fmt == TORCH_ZIP:
+        inspect_torch_zip(p, max_members=max_members)
+        obj = _torch_load(p, mmap=True)
+    elif fmt in (TORCH_LEGACY, PICKLE):
+        size = p.stat().st_size
+        if size > max_legacy_bytes:
+            raise CheckpointError(p, f"legacy checkpoint of {size} bytes exceeds max_legacy_bytes="
+                                  f"{max_legacy_bytes} (it must be read whole into memory)")
+        obj = _torch_load(p, mmap=False)
+    else:
+        raise UnsupportedFormatError(p, f"not a torch checkpoint format: {fmt}")
+    tensors, metadata = select_tensors(obj, p)
+    return TensorDictCheckpoint(tensors, path=p, format=TORCH_ZIP if fmt == TORCH_ZIP else TORCH_LEGACY,
+                                metadata=metadata)
+
+
+# --- what the pickle holds -------------------------------------------------------------------------------
+
+
+def _scalar_text(value: Any) -> str:
+    return repr(value) if isinstance(value, float) else str(value)
+
+
+def _flatten(obj: Mapping[Any, Any], prefix: str, out: dict[str, torch.Tensor], metadata: dict[str, str],
+             p: Path) -> None:
+    for key, value in obj.items():
+        if not isinstance(key, str):
+            raise CheckpointError(p, f"key {key!r} under {prefix.rstrip('.') or 'the top level'} is a "
+                                  f"{type(key).__name__}, not a string: not a state dict")
+        name = prefix + key
+        if isinstance(value, torch.Tensor):
+            if name in out:
+                raise CheckpointError(p, "two entries flatten to the same dotted name", tensor=name)
+            out[name] = value
+        elif isinstance(value, Mapping):
+            _flatten(value, name + ".", out, metadata, p)
+        elif not prefix and (value is None or isinstance(value, _SCALARS)):
+            metadata[key] = _scalar_text(value)
+        else:
+            raise CheckpointError(
+                p, f"entry {name!r} is a {type(value).__name__}: cannot tell which tensors are the model; "
+                "save the model's state_dict() alone (or under 'state_dict'/'model')")
+
+
+def _has_tensor(obj: Any) -> bool:
+    if isinstance(obj, torch.Tensor):
+        return True
+    return isinstance(obj, Mapping) and any(_has_tensor(v) for v in obj.values())
+
+
+def select_tensors(obj: Any, path: str | os.PathLike[str]) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """Reduce what ``torch.load`` returned to one flat ``name → tensor`` dict plus string metadata.
+
+    Policy:
+
+    1. A top level with no tensors of its own but a key in :data:`WRAPPER_KEYS` (``state_dict``,
+       ``model_state_dict``, ``model``, ``module``, ``net``, ``network``, ``weights``; first match wins)
+       whose value is a mapping holding tensors: that value is the state dict (nested wrappers such as
+       ``{"model": {"state_dict": ...}}`` unwrap again). Top-level scalars (``epoch``, ``step``, ``loss``)
+       become metadata strings; everything else there (optimizer and scheduler state, other models
+       such as ``ema``) is left out and its keys are listed in ``metadata["dropped_keys"]``.
+    2. Otherwise the mapping itself is the state dict. Nested mappings of tensors are flattened with
+       dotted names (``{"encoder": {"w": t}}`` → ``"encoder.w"``); scalars at its top level become
+       metadata; any other value (a list, an optimizer's integer-keyed state) is refused with a
+       :class:`~weightzoo.errors.CheckpointError` naming it, rather than guessing.
+
+    Raises:
+        CheckpointError: the object is no mapping, or holds values rule 2 refuses.
+        NoWeightsError: it holds no tensors.
+    """
+    p = Path(path)
+    if isinstance(obj, torch.Tensor):
+        raise CheckpointError(p, "holds a single tensor, not a state dict (save {'name': tensor} instead)")
+    if not isinstance(obj, Mapping):
+        raise CheckpointError(p, f"holds a {type(obj).__name__}, not a state dict (a mapping of names to tensors)")
+    metadata: dict[str, str] = {}
+    while not any(isinstance(v, torch.Tensor) for v in obj.values()):
+        key = next((k for k in WRAPPER_KEYS if isinstance(obj.get(k), Mapping) and _has_tensor(obj[k])), None)
+        if key is None:
+            break
+        dropped = []
+        for k, v in obj.items():
+            if k == key:
+                continue
+            if isinstance(k, str) and (v is None or isinstance(v, _SCALARS)):
+                metadata.setdefault(k, _scalar_text(v))
+            else:
+                dropped.append(str(k))
+        if dropped:
+            previous = metadata.get("dropped_keys")
+            metadata["dropped_keys"] = ",".join(([previous] if previous else []) + sorted(dropped))
+        obj = obj[key]
+    tensors: dict[str, torch.Tensor] = {}
+    inner_meta: dict[str, str] = {}
+    _flatten(obj, "", tensors, inner_meta, p)
+    for k, v in inner_meta.items():
+        metadata.setdefault(k, v)
+    if not tensors:
+        raise NoWeightsError(p, "the pickle holds no tensors")
+    return tensors, metadata
+
+
+__all__ = ["MAX_LEGACY_BYTES", "MAX_ZIP_MEMBERS", "WRAPPER_KEYS", "inspect_torch_zip", "load_torch_file",
+           "select_tensors"]
