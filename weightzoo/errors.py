@@ -146,6 +146,18 @@ class KernelTooLargeError(WeightzooError, ValueError):
         )
 
 
+class ComputeGraphError(WeightzooError, ValueError):
+    """Recording a ComputeGraph failed: the forward pass raised (the module path and type say where), no
+    example input could be derived, or (``strict=True``) some parameters are owned by no node."""
+
+    def __init__(self, reason: str, *, path: str | None = None, kind: str | None = None,
+                 unowned: list[str] | None = None) -> None:
+        self.path = path
+        self.kind = kind
+        self.unowned = list(unowned or [])
+        super().__init__(reason)
+
+
 class GraphTooLargeError(WeightzooError, ValueError):
     """A graph is too large for the requested representation (e.g. networkx) without ``force=True``."""
 
@@ -158,16 +170,37 @@ class ShapeMismatchError(WeightzooError, ValueError):
         super().__init__(message)
 
 
+class AnalysisError(WeightzooError, ValueError):
+    """An analysis was asked something it cannot answer (no filters, no tensors, unknown grouping, bad option)."""
+
+
+class FilterAnalysisError(AnalysisError):
+    """A filter analysis cannot run on this selection (no conv filters, unknown grouping, bad option)."""
+
+
+class StatsError(AnalysisError):
+    """Weight statistics were asked of something that has none (no tensors, bad option)."""
+
+
 class HubError(WeightzooError, OSError):
     """A Hugging Face Hub (or mirror) request failed after the retries weightzoo owns."""
 
 
+class InvalidOptionError(WeightzooError, ValueError):
+    """An option value is out of range or not one of the valid choices (the message lists them)."""
+
+
 __all__ = [
     "AmbiguousModelError",
+    "AnalysisError",
+    "FilterAnalysisError",
+    "StatsError",
     "CheckpointError",
+    "ComputeGraphError",
     "HubError",
     "GraphTooLargeError",
     "InvalidNameError",
+    "InvalidOptionError",
     "KernelTooLargeError",
     "ModelExistsError",
     "ModelNotFoundError",

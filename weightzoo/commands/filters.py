@@ -102,7 +102,12 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _plots(table: Any, shift: Any, folder: Path) -> None:
-    from ..analysis.filter_plots import plot_coefficient_distributions, plot_layer_metrics, plot_pca_basis, plot_shift_heatmap
+    from ..analysis.filter_plots import (
+        plot_coefficient_distributions,
+        plot_layer_metrics,
+        plot_pca_basis,
+        plot_shift_heatmap,
+    )
     from ..analysis.filters import FilterPCA
 
     folder.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,87 @@
+"""``weightzoo graph``: build a model's ParameterGraph and save it as safetensors (+ JSON metadata)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from ..errors import SpecError, WeightzooError
+from ._common import add_json, add_zoo, print_json, resolve_model_ref
+
+KINDS = ("parameter", "compute")
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser(
+        "graph",
+        help="build a model's graph (ParameterGraph: a node per neuron, an edge per weight) and save it",
+        description="Build the ParameterGraph of a zoo model (from its stored spec and weights) or of a checkpoint "
+        "(with --spec) and write it as one safetensors file. Prints nodes, edges and parameters covered.",
+    )
+    p.add_argument("model", metavar="MODEL", help="zoo model name (with --zoo) or checkpoint path")
+    add_zoo(p)
+    p.add_argument("--kind", default="parameter", help=f"graph kind (default parameter; valid: {', '.join(KINDS)})")
+    p.add_argument("--out", metavar="FILE", help="write the graph here (FILE.safetensors)")
+    p.add_argument("--spec", metavar="SPEC.json", help="architecture spec of a checkpoint path (zoo models have theirs)")
+    p.add_argument("--max-kernel", type=int, nargs="+", metavar="K", default=[7, 7],
+                   help="kernel window every edge is padded to: K or KH KW (default 7 7)")
+    p.add_argument("--skip-unsupported", action="store_true",
+                   help="leave out layers the graph does not cover (listed) instead of failing")
+    add_json(p)
+    p.set_defaults(func=run)
+
+
+def _load_spec(path: str) -> dict[str, Any]:
+    try:
+        spec = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as exc:
+        raise SpecError(f"cannot read spec {path}: {exc}") from exc
+    if not isinstance(spec, dict):
+        raise SpecError(f"{path}: a spec is a JSON object")
+    return spec
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..zoo.graphs import ParameterGraph
+    from ..zoo.resolve import load_state_dict
+
+    if args.kind not in KINDS:
+        raise WeightzooError(f"unknown graph kind {args.kind!r}; valid: {', '.join(KINDS)}")
+    if args.kind == "compute":  # ComputeGraph: operations of the architecture (see _compute_cli.py)
+        from ._compute_cli import run_compute
+        return run_compute(args)
+    if len(args.max_kernel) not in (1, 2) or min(args.max_kernel) < 1:
+        raise WeightzooError("--max-kernel takes one or two positive ints (K or KH KW)")
+    max_kernel = (args.max_kernel[0], args.max_kernel[-1])
+    kind, ref = resolve_model_ref(args.model, args.zoo)
+    spec = _load_spec(args.spec) if args.spec else None
+    if kind == "zoo":
+        from ..zoo.store import Zoo
+
+        with Zoo.open(args.zoo, create=False) as zoo:
+            spec = spec if spec is not None else zoo.model(ref).spec
+            if spec is None:
+                raise SpecError(f"model {ref!r} has no architecture spec in the zoo; pass --spec SPEC.json")
+            graph = ParameterGraph.from_spec(spec, zoo.state_dict(ref), max_kernel=max_kernel,
+                                             strict=not args.skip_unsupported, metadata={"model": ref})
+            if args.out:
+                graph.save(args.out)
+    else:
+        if spec is None:
+            raise SpecError(f"{ref} is a checkpoint without an architecture spec: pass --spec SPEC.json "
+                            "(see docs/graphs.md), or ingest it into a zoo with its spec")
+        graph = ParameterGraph.from_spec(spec, load_state_dict(ref), max_kernel=max_kernel,
+                                         strict=not args.skip_unsupported, metadata={"model": str(ref)})
+        if args.out:
+            graph.save(args.out)
+    summary = {"model": ref, "kind": args.kind, **graph.summary(), "out": args.out}
+    if args.json:
+        print_json(summary)
+        return 0
+    skipped = f", skipped {len(graph.skipped)} module(s)" if graph.skipped else ""
+    where = f" → {args.out}" if args.out else ""
+    print(f"{ref}: {summary['nodes']} nodes, {summary['edges']} edges, {summary['parameters']} parameters covered"
+          f"{skipped}{where}")
+    return 0
