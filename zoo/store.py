@@ -18,7 +18,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +49,8 @@ from .catalog import (
 from .dtypes import count_nonfinite
 from .formats.base import Checkpoint, TensorInfo
 from .lock import WriterLock
-from .packs import PACK_SUFFIX, TMP_PREFIX, PackReader, PackWriter, blob_hash
+from .maintenance import VerifyReport, collect_garbage, verify_zoo
+from .packs import PackReader, PackWriter, blob_hash
 
 CATALOG = "catalog.sqlite"
 PACKS = "packs"
@@ -57,33 +58,6 @@ PACKS = "packs"
 # Catalogue columns that `models(**filters)` matches directly; any other keyword matches metadata.
 _COLUMN_FILTERS = {"name", "revision", "source", "format", "repo_id", "library", "model_type", "architecture",
                    "license"}
-
-
-@dataclass
-class VerifyReport:
-    """What ``verify`` found. ``clean`` is True when the catalogue and the packs agree byte for byte."""
-
-    models: int = 0
-    tensors: int = 0
-    blobs_checked: int = 0
-    bad_hashes: list[str] = field(default_factory=list)
-    missing_blobs: list[str] = field(default_factory=list)
-    missing_packs: list[str] = field(default_factory=list)
-    rows_without_data: list[str] = field(default_factory=list)
-    orphan_packs: list[str] = field(default_factory=list)
-    temp_files: list[str] = field(default_factory=list)
-    unreferenced_blobs: int = 0
-    repaired: list[str] = field(default_factory=list)
-
-    @property
-    def clean(self) -> bool:
-        """No corruption (orphans and temporaries are harmless leftovers and do not count)."""
-        return not (self.bad_hashes or self.missing_blobs or self.missing_packs or self.rows_without_data)
-
-    def to_dict(self) -> dict[str, Any]:
-        d = {k: getattr(self, k) for k in self.__dataclass_fields__}
-        d["clean"] = self.clean
-        return d
 
 
 @dataclass
@@ -559,20 +533,7 @@ class Zoo:
 
     def gc(self) -> dict[str, int]:
         """Drop blobs no model points at and delete packs that hold no referenced blob."""
-        with self._writer:
-            with self._transaction() as c:
-                n_blobs = c.execute("DELETE FROM blobs WHERE hash NOT IN (SELECT hash FROM tensors WHERE hash IS NOT NULL)").rowcount
-                dead = [r[0] for r in c.execute("SELECT name FROM packs WHERE name NOT IN (SELECT DISTINCT pack FROM blobs)")]
-                freed = sum(r[0] for r in c.execute(
-                    f"SELECT nbytes FROM packs WHERE name IN ({','.join('?' * len(dead))})", dead)) if dead else 0
-                c.executemany("DELETE FROM packs WHERE name=?", [(d,) for d in dead])
-            self._reader.close()
-            for d in dead:  # after the commit: a crash here leaves orphans, never dangling rows
-                try:
-                    (self.packs_dir / d).unlink()
-                except FileNotFoundError:
-                    pass
-        return {"blobs_removed": n_blobs, "packs_removed": len(dead), "bytes_freed": int(freed)}
+        return collect_garbage(self)
 
     def verify(self, *, repair: bool = False, rehash: bool = True) -> VerifyReport:
         """Check that catalogue and packs agree: re-hash every blob, find missing and orphan data.
@@ -580,49 +541,8 @@ class Zoo:
         ``repair=True`` (under the writer lock) deletes orphan packs and temporary files; it never deletes
         catalogue rows that point at missing data (those are reported; re-ingest the model).
         """
-        rep = VerifyReport()
-        with self._writer if repair else _nullcontext():
-            rep.models = int(self._query("SELECT COUNT(*) FROM models")[0][0])
-            rep.tensors = int(self._query("SELECT COUNT(*) FROM tensors")[0][0])
-            packs = {r[0] for r in self._query("SELECT name FROM packs")}
-            on_disk = {p.name for p in self.packs_dir.iterdir()} if self.packs_dir.exists() else set()
-            rep.temp_files = sorted(n for n in on_disk if n.startswith(TMP_PREFIX))
-            rep.orphan_packs = sorted(n for n in on_disk if n.endswith(PACK_SUFFIX) and not n.startswith(TMP_PREFIX) and n not in packs)
-            rep.missing_packs = sorted(packs - on_disk)
-            for (model, tname, _h) in self._query(
-                    "SELECT m.name, t.name, t.hash FROM tensors t JOIN models m ON m.id = t.model_id "
-                    "LEFT JOIN blobs b ON b.hash = t.hash WHERE t.hash IS NOT NULL AND b.hash IS NULL"):
-                rep.rows_without_data.append(f"{model}:{tname}")
-            rep.unreferenced_blobs = int(self._query(
-                "SELECT COUNT(*) FROM blobs WHERE hash NOT IN (SELECT hash FROM tensors WHERE hash IS NOT NULL)")[0][0])
-            for pack in sorted(packs - set(rep.missing_packs)):
-                try:
-                    keys = set(self._reader.keys(pack))
-                except ZooCorruptError:
-                    rep.missing_packs.append(pack)
-                    continue
-                for h, code, shape in self._query("SELECT hash, dtype, shape FROM blobs WHERE pack=?", (pack,)):
-                    if h not in keys:
-                        rep.missing_blobs.append(f"{pack}:{h}")
-                        continue
-                    if rehash:
-                        try:
-                            arr = self._reader.read_array(pack, h)
-                        except ZooCorruptError:
-                            rep.bad_hashes.append(h)
-                            continue
-                        if blob_hash(code, tuple(json.loads(shape)), arr.reshape(-1).view("u1")) != h:
-                            rep.bad_hashes.append(h)
-                        rep.blobs_checked += 1
-            if repair:
-                self._reader.close()
-                for n in rep.orphan_packs + rep.temp_files:
-                    try:
-                        (self.packs_dir / n).unlink()
-                        rep.repaired.append(n)
-                    except FileNotFoundError:
-                        pass
-        return rep
+        return verify_zoo(self, repair=repair, rehash=rehash)
+
 
     def stats(self) -> dict[str, Any]:
         """Counts and sizes: models, tensors, unique blobs, logical and stored bytes (dedup ratio)."""
@@ -659,14 +579,6 @@ class _ZooStateDict(Mapping[str, torch.Tensor]):
     def tensor_infos(self) -> list[TensorInfo]:
         """The tensor table without reading any bytes (used by streaming writers)."""
         return [TensorInfo(t.name, t.dtype, t.shape) for t in self._zoo.tensors(self._ref)]
-
-
-class _nullcontext:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: object) -> None:
-        return None
 
 
 def _default_name(source: Any, ckpt: Checkpoint) -> str:
