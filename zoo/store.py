@@ -419,37 +419,54 @@ class Zoo:
                           spec: Mapping[str, Any] | None = None, source: str | None = None,
                           format: str | None = None, replace: bool = True, **fields: Any) -> ModelRecord:
         """Record a model's tensor table (from headers) without its bytes, e.g. from a Hub crawl."""
-        check_name(name)
-        infos = list(tensors)
-        md = dict(metadata or {})
-        _check_json(md, "metadata")
-        cfg = dict(config) if config is not None else None
-        archs = (cfg or {}).get("architectures")
+        return self.add_metadata_only_many([dict(name=name, tensors=tensors, revision=revision, metadata=metadata,
+                                                 config=config, spec=spec, source=source, format=format,
+                                                 replace=replace, **fields)])[0]
+
+    def add_metadata_only_many(self, items: Iterable[Mapping[str, Any]]) -> list[ModelRecord]:
+        """Record many metadata-only models in one transaction (one commit, one fsync: a crawl's batch).
+
+        Each item holds the arguments of :meth:`add_metadata_only` (``name`` and ``tensors`` required).
+        All or nothing: an error in any item leaves the zoo unchanged.
+        """
+        rows_in: list[tuple[str, str, list[TensorInfo], dict[str, Any], dict[str, Any] | None, Any, bool, dict[str, Any]]] = []
+        for it in items:
+            it = dict(it)
+            name, infos = check_name(it.pop("name")), list(it.pop("tensors"))
+            md = dict(it.pop("metadata", None) or {})
+            _check_json(md, "metadata")
+            cfg = it.pop("config", None)
+            rows_in.append((name, it.pop("revision", None) or "", infos, md, dict(cfg) if cfg is not None else None,
+                            it.pop("spec", None), bool(it.pop("replace", True)), it))
         with self._writer:
-            rows = self._query("SELECT ingested FROM models WHERE name=? AND revision=?", (name, revision or ""))
-            if rows and (rows[0][0] or not replace):
-                raise ModelExistsError(name)
+            for name, rev, _, _, _, _, replace, _ in rows_in:
+                rows = self._query("SELECT ingested FROM models WHERE name=? AND revision=?", (name, rev))
+                if rows and (rows[0][0] or not replace):
+                    raise ModelExistsError(name)
             now = time.time()
             with self._transaction() as c:
-                c.execute("DELETE FROM models WHERE name=? AND revision=?", (name, revision or ""))
-                cur = c.execute(
-                    "INSERT INTO models (name, revision, source, format, repo_id, spec, config, library, model_type, "
-                    "architecture, parameter_count, nbytes, license, tags, ingested, nonfinite_tensors, created_at) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, 0, ?)",
-                    (name, revision or "", source, format, fields.get("repo_id"),
-                     json.dumps(dict(spec), sort_keys=True) if spec is not None else None,
-                     json.dumps(cfg, sort_keys=True) if cfg is not None else None,
-                     fields.get("library"), fields.get("model_type") or (cfg or {}).get("model_type"),
-                     fields.get("architecture") or (archs[0] if isinstance(archs, list) and archs else None),
-                     sum(i.numel for i in infos), sum(i.nbytes for i in infos), fields.get("license"),
-                     json.dumps(list(fields.get("tags") or [])), now),
-                )
-                mid = cur.lastrowid
-                c.executemany("INSERT INTO tensors VALUES (?, ?, ?, ?, ?, ?, NULL, NULL, NULL)",
-                              [(mid, k, i.name, i.dtype, json.dumps(list(i.shape)), i.numel) for k, i in enumerate(infos)])
-                c.executemany("INSERT INTO metadata VALUES (?, ?, ?)",
-                              [(mid, k, json.dumps(v, sort_keys=True)) for k, v in md.items()])
-        return self.model(f"{name}@{revision}" if revision else name)
+                for name, rev, infos, md, cfg, spec, _, fields in rows_in:
+                    archs = (cfg or {}).get("architectures")
+                    c.execute("DELETE FROM models WHERE name=? AND revision=?", (name, rev))
+                    cur = c.execute(
+                        "INSERT INTO models (name, revision, source, format, repo_id, spec, config, library, model_type, "
+                        "architecture, parameter_count, nbytes, license, tags, ingested, nonfinite_tensors, created_at) "
+                        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, 0, ?)",
+                        (name, rev, fields.get("source"), fields.get("format"), fields.get("repo_id"),
+                         json.dumps(dict(spec), sort_keys=True) if spec is not None else None,
+                         json.dumps(cfg, sort_keys=True) if cfg is not None else None,
+                         fields.get("library"), fields.get("model_type") or (cfg or {}).get("model_type"),
+                         fields.get("architecture") or (archs[0] if isinstance(archs, list) and archs else None),
+                         sum(i.numel for i in infos), sum(i.nbytes for i in infos), fields.get("license"),
+                         json.dumps(list(fields.get("tags") or [])), now),
+                    )
+                    mid = cur.lastrowid
+                    c.executemany("INSERT INTO tensors VALUES (?, ?, ?, ?, ?, ?, NULL, NULL, NULL)",
+                                  [(mid, k, i.name, i.dtype, json.dumps(list(i.shape)), i.numel)
+                                   for k, i in enumerate(infos)])
+                    c.executemany("INSERT INTO metadata VALUES (?, ?, ?)",
+                                  [(mid, k, json.dumps(v, sort_keys=True)) for k, v in md.items()])
+        return [self.model(f"{name}@{rev}" if rev else name) for name, rev, *_ in rows_in]
 
     # --- writes: metadata, lineage, crawl state ----------------------------------------------------
     def set_metadata(self, ref: str, **values: Any) -> None:
@@ -482,14 +499,21 @@ class Zoo:
 
         Either side may name a model that is not in the zoo (a Hub base model not crawled yet).
         """
-        check_name(split_ref(child)[0])
-        check_name(split_ref(parent)[0])
-        if child == parent:
-            raise ZooError(f"a model cannot be its own parent: {child!r}")
+        self.add_lineage_many([(child, parent, relation, evidence)])
+
+    def add_lineage_many(self, edges: Iterable[tuple[str, str, str, Any]]) -> None:
+        """Record many ``(child, parent, relation, evidence)`` edges in one transaction."""
+        edges = list(edges)
+        for child, parent, _, _ in edges:
+            check_name(split_ref(child)[0])
+            check_name(split_ref(parent)[0])
+            if child == parent:
+                raise ZooError(f"a model cannot be its own parent: {child!r}")
+        now = time.time()
         with self._writer, self._transaction() as c:
-            c.execute("INSERT OR REPLACE INTO lineage VALUES (?, ?, ?, ?, ?)",
-                      (child, parent, relation, json.dumps(evidence, sort_keys=True) if evidence is not None else None,
-                       time.time()))
+            c.executemany("INSERT OR REPLACE INTO lineage VALUES (?, ?, ?, ?, ?)",
+                          [(child, parent, relation, json.dumps(ev, sort_keys=True) if ev is not None else None, now)
+                           for child, parent, relation, ev in edges])
 
     def lineage(self, ref: str, *, direction: str = "both", depth: int | None = None) -> list[dict[str, Any]]:
         """Lineage edges reachable from ``ref``: ancestors (``"up"``), descendants (``"down"``) or both."""
