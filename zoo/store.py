@@ -18,7 +18,6 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +50,11 @@ from .formats.base import Checkpoint, TensorInfo
 from .lock import WriterLock
 from .maintenance import VerifyReport, collect_garbage, verify_zoo
 from .packs import PackReader, PackWriter, blob_hash
+from .sources import IngestItem as _Item
+from .sources import check_json as _check_json
+from .sources import default_name as _default_name
+from .sources import library_of as _library_of
+from .sources import spec_for as _spec_for
 
 CATALOG = "catalog.sqlite"
 PACKS = "packs"
@@ -58,20 +62,6 @@ PACKS = "packs"
 # Catalogue columns that `models(**filters)` matches directly; any other keyword matches metadata.
 _COLUMN_FILTERS = {"name", "revision", "source", "format", "repo_id", "library", "model_type", "architecture",
                    "license"}
-
-
-@dataclass
-class _Item:
-    """One model to ingest, opened."""
-
-    ckpt: Checkpoint
-    name: str
-    revision: str | None
-    metadata: dict[str, Any]
-    spec: dict[str, Any] | None
-    replace: bool
-    source: str
-    extra: dict[str, Any]
 
 
 class Zoo:
@@ -603,51 +593,6 @@ class _ZooStateDict(Mapping[str, torch.Tensor]):
     def tensor_infos(self) -> list[TensorInfo]:
         """The tensor table without reading any bytes (used by streaming writers)."""
         return [TensorInfo(t.name, t.dtype, t.shape) for t in self._zoo.tensors(self._ref)]
-
-
-def _default_name(source: Any, ckpt: Checkpoint) -> str:
-    if isinstance(source, str | os.PathLike) or ckpt.path is not None:
-        p = Path(source if isinstance(source, str | os.PathLike) else ckpt.path).resolve()  # type: ignore[arg-type]
-        return p.name if p.is_dir() else p.name.split(".")[0] or p.stem
-    return "module" if isinstance(source, torch.nn.Module) else "state_dict"
-
-
-def _library_of(ckpt: Checkpoint) -> str | None:
-    if ckpt.path is not None and Path(ckpt.path).is_dir():
-        folder = Path(ckpt.path)
-        if (folder / "modules.json").is_file() or (folder / "config_sentence_transformers.json").is_file():
-            return "sentence-transformers"
-        if (folder / "adapter_config.json").is_file():
-            return "peft"
-    if ckpt.config is not None:
-        return "transformers"
-    if ckpt.format in ("module", "state-dict", "torch-zip", "torch-legacy"):
-        return "torch"
-    return None
-
-
-def _spec_for(source: Any, ckpt: Checkpoint) -> dict[str, Any] | None:
-    """The architecture spec implied by the source: HF config + class, or our own spec of a module."""
-    if ckpt.config is not None and ckpt.architecture:
-        return {"format": "hf", "class": ckpt.architecture, "config": ckpt.config}
-    if isinstance(source, torch.nn.Module):
-        try:
-            from ..errors import WeightzooError
-            from .arch import spec_from_module
-        except ImportError:
-            return None
-        try:
-            return spec_from_module(source)
-        except WeightzooError:
-            return None
-    return None
-
-
-def _check_json(value: Any, what: str) -> None:
-    try:
-        json.dumps(value, allow_nan=False)
-    except (TypeError, ValueError) as exc:
-        raise ZooError(f"{what} must be JSON-serialisable (plain numbers, strings, lists, dicts): {exc}") from exc
 
 
 __all__ = ["ModelRecord", "TensorRecord", "VerifyReport", "Zoo"]

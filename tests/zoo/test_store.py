@@ -20,6 +20,7 @@ from weightzoo.errors import (
     SpecError,
     TensorNotFoundError,
     ZooBusyError,
+    ZooError,
     ZooNotFoundError,
 )
 from weightzoo.zoo.formats import TensorInfo
@@ -282,3 +283,23 @@ def test_export_file_matches(tmp_path: Path) -> None:
         got = dict(zoo.state_dict("in"))
         assert all(torch.equal(got[k], sd[k]) for k in sd)
         assert np.array_equal(zoo.tensor("in", "b").numpy(), np.arange(5))
+
+
+def test_metadata_only_and_lineage_batches_are_atomic(tmp_path: Path) -> None:
+    with Zoo.open(tmp_path / "z") as zoo:
+        recs = zoo.add_metadata_only_many(
+            [dict(name=f"org/m{i}", tensors=[TensorInfo("w", "F32", (i + 1, 2))], config={"model_type": "bert"},
+                  metadata={"downloads": i}) for i in range(3)])
+        assert [r.parameter_count for r in recs] == [2, 4, 6] and all(not r.ingested for r in recs)
+        zoo.ingest({"w": torch.zeros(1)}, name="org/ingested")
+        before = _rows(zoo)
+        with pytest.raises(ModelExistsError):  # an ingested model is never overwritten by headers
+            zoo.add_metadata_only_many([dict(name="org/new", tensors=[]), dict(name="org/ingested", tensors=[])])
+        assert _rows(zoo) == before
+        zoo.add_lineage_many([("org/m1", "org/m0", "finetune", {"source": "card"}),
+                              ("org/m2", "org/m1", "adapter", None)])
+        assert {(e["child"], e["relation"]) for e in zoo.lineage("org/m0", direction="down")} == {
+            ("org/m1", "finetune"), ("org/m2", "adapter")}
+        with pytest.raises(ZooError, match="own parent"):
+            zoo.add_lineage_many([("org/a", "org/b", "merge", None), ("org/c", "org/c", "finetune", None)])
+        assert zoo.lineage("org/a") == []
