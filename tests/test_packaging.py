@@ -61,3 +61,12 @@ def test_console_script_help() -> None:
     exe = Path(sys.executable).with_name("weightzoo")
     out = subprocess.run([str(exe), "--help"], check=True, capture_output=True, text=True).stdout
     assert "ingest" in out and "verify" in out
+
+
+def test_every_public_name_resolves() -> None:
+    code = (
+        "import weightzoo\n"
+        "missing = [n for n in weightzoo.__all__ if n != '__version__' and getattr(weightzoo, n, None) is None]\n"
+        "assert not missing, missing\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, cwd="/")
