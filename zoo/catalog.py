@@ -23,6 +23,7 @@ CREATE TABLE IF NOT EXISTS packs (
     name TEXT PRIMARY KEY, nbytes INTEGER NOT NULL, created_at REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS blobs (
     hash TEXT PRIMARY KEY, pack TEXT NOT NULL REFERENCES packs(name),
+    dataset TEXT NOT NULL, offset INTEGER,  -- offset: NULL for a whole dataset, else a slice of a segment
     dtype TEXT NOT NULL, shape TEXT NOT NULL, nbytes INTEGER NOT NULL);
 CREATE INDEX IF NOT EXISTS blobs_pack ON blobs(pack);
 CREATE TABLE IF NOT EXISTS models (

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ZooCorruptError
-from .packs import PACK_SUFFIX, TMP_PREFIX, blob_hash
+from .packs import PACK_SUFFIX, TMP_PREFIX, BlobLocation, blob_hash
 
 if TYPE_CHECKING:
     from .store import Zoo
@@ -89,17 +89,18 @@ def verify_zoo(zoo: Zoo, *, repair: bool = False, rehash: bool = True) -> Verify
             except ZooCorruptError:
                 rep.missing_packs.append(pack)
                 continue
-            for h, code, shape in zoo._query("SELECT hash, dtype, shape FROM blobs WHERE pack=?", (pack,)):
-                if h not in keys:
+            for h, dataset, offset, code, shape, nbytes in zoo._query(
+                    "SELECT hash, dataset, offset, dtype, shape, nbytes FROM blobs WHERE pack=?", (pack,)):
+                if dataset not in keys:
                     rep.missing_blobs.append(f"{pack}:{h}")
                     continue
                 if rehash:
                     try:
-                        arr = zoo._reader.read_array(pack, h)
+                        raw = zoo._reader.read_raw(pack, BlobLocation(dataset, offset), nbytes)
                     except ZooCorruptError:
                         rep.bad_hashes.append(h)
                         continue
-                    if blob_hash(code, tuple(json.loads(shape)), arr.reshape(-1).view("u1")) != h:
+                    if raw.size != nbytes or blob_hash(code, tuple(json.loads(shape)), raw) != h:
                         rep.bad_hashes.append(h)
                     rep.blobs_checked += 1
         if repair:

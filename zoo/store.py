@@ -18,6 +18,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +50,7 @@ from .dtypes import count_nonfinite
 from .formats.base import Checkpoint, TensorInfo
 from .lock import WriterLock
 from .maintenance import VerifyReport, collect_garbage, verify_zoo
-from .packs import PackReader, PackWriter, blob_hash
+from .packs import BlobLocation, PackReader, PackWriter, blob_hash
 from .sources import IngestItem as _Item
 from .sources import check_json as _check_json
 from .sources import default_name as _default_name
@@ -226,16 +227,16 @@ class Zoo:
     def tensor(self, ref: str, name: str) -> torch.Tensor:
         """One tensor of a model, read from its pack (touches one dataset), with its true dtype."""
         mid = self._model_id(ref)
-        rows = self._query("SELECT t.dtype, t.hash, b.pack FROM tensors t LEFT JOIN blobs b ON b.hash = t.hash "
-                           "WHERE t.model_id=? AND t.name=?", (mid, name))
+        rows = self._query("SELECT t.dtype, t.shape, t.hash, b.pack, b.dataset, b.offset FROM tensors t "
+                           "LEFT JOIN blobs b ON b.hash = t.hash WHERE t.model_id=? AND t.name=?", (mid, name))
         if not rows:
             raise TensorNotFoundError(ref, name)
-        code, h, pack = rows[0]
+        code, shape, h, pack, dataset, offset = rows[0]
         if h is None:
             raise TensorNotFoundError(ref, name, "metadata-only model: no tensor bytes are stored")
         if pack is None:
             raise ZooCorruptError(f"model {ref!r}, tensor {name!r}: blob {h} is not in any pack (run `weightzoo verify`)")
-        return self._reader.read_tensor(pack, h, code)
+        return self._reader.read_tensor(pack, BlobLocation(dataset, offset), code, tuple(json.loads(shape)))
 
     def state_dict(self, ref: str) -> Mapping[str, torch.Tensor]:
         """A lazy mapping name → tensor over a model; each access reads one tensor. ``dict(...)`` loads all."""
@@ -327,29 +328,38 @@ class Zoo:
         show = progress if progress is not None else (total > (256 << 20) or len(items) > 200)
         bar = tqdm(total=total, unit="B", unit_scale=True, desc="ingest", disable=not show or None, leave=False)
         writer = PackWriter(self.packs_dir)
-        new_blobs: dict[str, tuple[str, tuple[int, ...], int]] = {}
-        plans: list[tuple[_Item, list[tuple[TensorInfo, str, int, int]]]] = []
+        new_blobs: dict[str, tuple[str, tuple[int, ...], int, BlobLocation]] = {}
+        # Hash and scan tensor i+1 in a helper thread while tensor i is written (both release the GIL),
+        # so ingest time approaches the time of the write alone.
+        stream = [(k, info) for k, it in enumerate(items) for info in it.ckpt.tensors]
+        rows: list[list[tuple[TensorInfo, str, int, int]]] = [[] for _ in items]
+        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="weightzoo-digest")
+
+        def fetch(i: int) -> tuple[memoryview, Future[tuple[str, int, int]]]:
+            k, info = stream[i]
+            data = items[k].ckpt.read_bytes(info.name)
+            return data, pool.submit(_digest, items[k].name, info, data)
+
         try:
-            for it in items:
-                rows = []
-                for info in it.ckpt.tensors:
-                    data = it.ckpt.read_bytes(info.name)
-                    if len(data) != info.nbytes:
-                        raise StorageError(f"{it.name}: tensor {info.name!r} read {len(data)} bytes, expected {info.nbytes}")
-                    h = blob_hash(info.dtype, info.shape, data)
-                    nan, inf = count_nonfinite(data, info.dtype)
-                    if h not in new_blobs and not self._has_blob(h):
-                        writer.add(h, info.dtype, info.shape, data)
-                        new_blobs[h] = (info.dtype, info.shape, info.nbytes)
-                    rows.append((info, h, nan, inf))
-                    del data
-                    bar.update(info.nbytes)
-                plans.append((it, rows))
+            ahead = fetch(0) if stream else None
+            for i, (k, info) in enumerate(stream):
+                assert ahead is not None
+                data, fut = ahead
+                ahead = fetch(i + 1) if i + 1 < len(stream) else None
+                h, nan, inf = fut.result()
+                if h not in new_blobs and not self._has_blob(h):
+                    loc = writer.add(h, info.dtype, info.shape, data)
+                    new_blobs[h] = (info.dtype, info.shape, info.nbytes, loc)
+                rows[k].append((info, h, nan, inf))
+                del data, fut
+                bar.update(info.nbytes)
+            plans = list(zip(items, rows))
             wrote = writer.commit()
         except BaseException:
             writer.abort()
             raise
         finally:
+            pool.shutdown(wait=True, cancel_futures=True)
             bar.close()
         try:
             return self._commit(plans, writer.name if wrote else None, writer.nbytes, new_blobs)
@@ -367,15 +377,16 @@ class Zoo:
             raise ModelExistsError(it.name if not it.revision else f"{it.name}@{it.revision}")
 
     def _commit(self, plans: list[tuple[_Item, list[tuple[TensorInfo, str, int, int]]]], pack: str | None,
-                pack_bytes: int, new_blobs: dict[str, tuple[str, tuple[int, ...], int]]) -> list[ModelRecord]:
+                pack_bytes: int, new_blobs: dict[str, tuple[str, tuple[int, ...], int, BlobLocation]]) -> list[ModelRecord]:
         now = time.time()
         refs = []
         try:
             with self._transaction() as c:
                 if pack is not None:
                     c.execute("INSERT INTO packs VALUES (?, ?, ?)", (pack, pack_bytes, now))
-                    c.executemany("INSERT OR IGNORE INTO blobs VALUES (?, ?, ?, ?, ?)",
-                                  [(h, pack, code, json.dumps(list(shape)), nb) for h, (code, shape, nb) in new_blobs.items()])
+                    c.executemany("INSERT OR IGNORE INTO blobs VALUES (?, ?, ?, ?, ?, ?, ?)",
+                                  [(h, pack, loc.dataset, loc.offset, code, json.dumps(list(shape)), nb)
+                                   for h, (code, shape, nb, loc) in new_blobs.items()])
                 for it, rows in plans:
                     self._check_free(it)  # another writer may have raced us between open and commit
                     c.execute("DELETE FROM models WHERE name=? AND revision=?", (it.name, it.revision or ""))
@@ -567,6 +578,13 @@ class Zoo:
         (n_packs,), = self._query("SELECT COUNT(*) FROM packs")
         return {"models": n_models, "ingested": n_ingested, "metadata_only": n_models - n_ingested,
                 "blobs": n_blobs, "packs": n_packs, "logical_bytes": logical, "stored_bytes": stored}
+
+
+def _digest(model: str, info: TensorInfo, data: memoryview) -> tuple[str, int, int]:
+    """Content hash and NaN/Inf counts of one tensor's bytes (checked against its declared size)."""
+    if len(data) != info.nbytes:
+        raise StorageError(f"{model}: tensor {info.name!r} read {len(data)} bytes, expected {info.nbytes}")
+    return (blob_hash(info.dtype, info.shape, data), *count_nonfinite(data, info.dtype))
 
 
 class _ZooStateDict(Mapping[str, torch.Tensor]):

@@ -198,7 +198,7 @@ def test_verify_finds_corruption_and_repairs_orphans(tmp_path: Path) -> None:
     import h5py
 
     with Zoo.open(tmp_path / "z") as zoo:
-        zoo.ingest({"w": torch.randn(100), "v": torch.randn(10)}, name="a")
+        zoo.ingest({"w": torch.randn(100), "v": torch.randn(10), "big": torch.randn(40_000)}, name="a")
         (pack,) = _packs(zoo)
         (zoo.packs_dir / "deadbeef.h5").write_bytes(b"orphan")
         (zoo.packs_dir / ".tmp-cafe.h5").write_bytes(b"tmp")
@@ -207,12 +207,19 @@ def test_verify_finds_corruption_and_repairs_orphans(tmp_path: Path) -> None:
         rep = zoo.verify(repair=True)
         assert sorted(rep.repaired) == [".tmp-cafe.h5", "deadbeef.h5"] and _packs(zoo) == {pack}
         zoo._reader.close()
-        # Flip stored bytes: the re-hash must notice.
-        h = zoo.tensors("a")[0].hash
+        # Flip stored bytes of a small blob (in a byte segment) and of a large one (its own dataset):
+        # the re-hash must notice each.
+        con = sqlite3.connect(zoo.path / "catalog.sqlite")
+        loc = {h: (d, o) for h, d, o in con.execute("SELECT hash, dataset, offset FROM blobs")}
+        con.close()
+        small, big = zoo.tensors("a")[0].hash, zoo.tensors("a")[2].hash
+        assert loc[small][1] is not None and loc[big] == (big, None)
         with h5py.File(zoo.packs_dir / pack, "r+") as f:
-            f[h][0] = f[h][0] + 1
+            seg, off = loc[small]
+            f[seg][off] = f[seg][off] ^ 0xFF
+            f[big][0] = f[big][0] + 1
         rep = zoo.verify()
-        assert not rep.clean and rep.bad_hashes == [h]
+        assert not rep.clean and sorted(rep.bad_hashes) == sorted([small, big])
 
 
 def test_metadata_only_models(tmp_path: Path) -> None:

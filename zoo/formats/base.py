@@ -131,5 +131,10 @@ class _LazyStateDict(Mapping[str, torch.Tensor]):
         """The tensor table without reading any bytes (used by streaming writers)."""
         return list(self._ckpt.tensors)
 
+    @property
+    def checkpoint(self) -> Checkpoint:
+        """The checkpoint read from (its ``read_bytes`` is zero-copy for memory-mapped formats)."""
+        return self._ckpt
+
 
 __all__ = ["Checkpoint", "TensorInfo"]
