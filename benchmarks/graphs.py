@@ -6,8 +6,11 @@
    memory-copy floor ``torch.nn.utils.parameters_to_vector`` on every network, all measured in this run.
 2. One ~10M-parameter CNN: seconds and peak RSS (in a fresh subprocess), against the same subprocess
    only building the model and copying its parameters with ``parameters_to_vector``.
+3. The real all-MiniLM-L6-v2 (22.7M parameters) from a zoo: seconds and peak memory (VmHWM, fresh
+   subprocess) to build its ParameterGraph with every edge tensor (``to_pyg()``), against a fresh
+   subprocess that reads the same tensors from the zoo and concatenates them.
 
-    .venv/bin/python benchmarks/graphs.py [--nets 10000]
+    .venv/bin/python benchmarks/graphs.py [--nets 10000] [--minilm-dir DIR]
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import time
 
 import torch
 from torch import nn
+
 from weightzoo.zoo.arch import spec_from_module
 from weightzoo.zoo.graphs import ParameterGraph
 
@@ -99,14 +103,77 @@ def big_case(mode: str) -> None:
                       "params": sum(p.numel() for p in m.parameters()), **extra}))
 
 
+def minilm_case(mode: str, zoo_dir: str) -> None:
+    """Run in a subprocess: MiniLM's graph from the zoo (lazy state dict), or the read-and-concatenate floor."""
+    import torch_geometric.data  # noqa: F401 - imported before timing: to_pyg's first call would import it
+
+    from weightzoo.zoo.store import Zoo
+
+    base = _rss_mb()
+    t = time.perf_counter()
+    with Zoo.open(zoo_dir, create=False) as zoo:
+        rec = zoo.model("minilm")
+        sd = zoo.state_dict("minilm")
+        if mode == "graph":
+            g = ParameterGraph.from_spec(rec.spec, sd)
+            data = g.to_pyg()
+            secs = time.perf_counter() - t
+            back = g.to_state_dict()
+            exact = all(torch.equal(back[k], sd[k]) and back[k].dtype == sd[k].dtype for k in sd) and list(back) == list(sd)
+            extra = {"nodes": g.num_nodes, "edges": g.num_edges, "exact": exact, "params": g.num_parameters,
+                     "graph_mb": sum(v.nbytes for v in (data.x, data.edge_index, data.edge_attr, data.edge_type,
+                                                        data.edge_layer)) / 2**20}
+        else:
+            v = torch.cat([sd[k].reshape(-1).to(torch.float32) for k in sd])
+            secs = time.perf_counter() - t
+            extra = {"vector_mb": v.nbytes / 2**20}
+    print(json.dumps({"seconds": secs, "peak_rss_mb": _rss_mb(), "rss_before_mb": base, **extra}))
+
+
+def minilm_figures(minilm_dir: str | None) -> None:
+    import tempfile
+
+    from weightzoo.zoo.store import Zoo
+
+    if minilm_dir is None:
+        from weightzoo.datasets.minilm import fetch_minilm
+
+        minilm_dir = str(fetch_minilm())
+    with tempfile.TemporaryDirectory() as tmp:
+        with Zoo.open(tmp + "/zoo") as zoo:
+            zoo.ingest(minilm_dir, name="minilm")
+        res = {}
+        for mode in ("graph", "vector"):
+            out = subprocess.run([sys.executable, __file__, "--minilm", mode, "--zoo", tmp + "/zoo"],
+                                 capture_output=True, text=True, check=True)
+            res[mode] = json.loads(out.stdout.strip().splitlines()[-1])
+    g, v = res["graph"], res["vector"]
+    print(f"all-MiniLM-L6-v2 from a zoo ({g['params'] / 1e6:.1f}M parameters, {g['nodes']} nodes, {g['edges']} edges, "
+          f"1×1 window; round trip bit-exact: {g['exact']}):")
+    print(f"  ParameterGraph.from_spec + to_pyg : {g['seconds']:.2f} s, peak RSS (VmHWM) {g['peak_rss_mb']:.0f} MB "
+          f"(after imports {g['rss_before_mb']:.0f} MB; graph tensors {g['graph_mb']:.0f} MB)")
+    print(f"  read + concatenate the tensors    : {v['seconds']:.2f} s, peak RSS {v['peak_rss_mb']:.0f} MB "
+          f"→ graph/read time {g['seconds'] / v['seconds']:.1f}×, peak RSS {g['peak_rss_mb'] / v['peak_rss_mb']:.2f}×")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--nets", type=int, default=10_000)
     ap.add_argument("--naive", type=int, default=20, help="networks for the naive per-weight baseline")
+    ap.add_argument("--minilm-dir", help="all-MiniLM-L6-v2 snapshot folder (default: fetched into the cache)")
+    ap.add_argument("--only-minilm", action="store_true", help="only the MiniLM figures")
     ap.add_argument("--big", choices=["graph", "vector"], help=argparse.SUPPRESS)
+    ap.add_argument("--minilm", choices=["graph", "vector"], help=argparse.SUPPRESS)
+    ap.add_argument("--zoo", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.big:
         big_case(args.big)
+        return
+    if args.minilm:
+        minilm_case(args.minilm, args.zoo)
+        return
+    if args.only_minilm:
+        minilm_figures(args.minilm_dir)
         return
     torch.set_num_threads(1)
     torch.manual_seed(0)
@@ -146,6 +213,7 @@ def main() -> None:
           f"(model alone {g['rss_before_mb']:.0f} MB; graph tensors {g['graph_mb']:.0f} MB)")
     print(f"  parameters_to_vector     : {v['seconds']:.3f} s, peak RSS {v['peak_rss_mb']:.0f} MB "
           f"→ graph/copy time {g['seconds'] / v['seconds']:.0f}×, peak RSS {g['peak_rss_mb'] / v['peak_rss_mb']:.2f}×")
+    minilm_figures(args.minilm_dir)
 
 
 if __name__ == "__main__":

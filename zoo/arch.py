@@ -36,6 +36,9 @@ from ..errors import SpecError, UnsupportedLayerError
 
 SPEC_FORMAT = "weightzoo.arch/1"
 HF_FORMAT = "hf"
+#: ``{"format": "torch", "class": "MultiheadAttention" | "TransformerEncoderLayer", "config": {kwargs}}``
+TORCH_FORMAT = "torch"
+TORCH_CLASSES = ("MultiheadAttention", "TransformerEncoderLayer")
 
 
 class Sine(nn.Module):
@@ -225,6 +228,10 @@ def validate_spec(spec: Any) -> dict[str, Any]:
         if not isinstance(spec.get("class"), str) or not isinstance(spec.get("config"), Mapping):
             raise SpecError("an hf spec needs 'class' (a transformers class name) and 'config' (a dict)")
         return {"format": HF_FORMAT, "class": spec["class"], "config": copy.deepcopy(dict(spec["config"]))}
+    if fmt == TORCH_FORMAT:
+        if spec.get("class") not in TORCH_CLASSES or not isinstance(spec.get("config"), Mapping):
+            raise SpecError(f"a torch spec needs 'class' (one of {', '.join(TORCH_CLASSES)}) and 'config' (a dict)")
+        return {"format": TORCH_FORMAT, "class": spec["class"], "config": copy.deepcopy(dict(spec["config"]))}
     if fmt != SPEC_FORMAT:
         raise SpecError(f"format: expected {SPEC_FORMAT!r} or {HF_FORMAT!r}, got {fmt!r}")
     unknown = sorted(set(spec) - {"format", "layers", "input_shape"})
@@ -313,6 +320,11 @@ def build_module(spec: Mapping[str, Any]) -> nn.Module:
     spec = validate_spec(spec)
     if spec["format"] == HF_FORMAT:
         return _build_hf(spec)
+    if spec["format"] == TORCH_FORMAT:
+        try:
+            return getattr(nn, spec["class"])(**spec["config"])  # type: ignore[no-any-return]
+        except TypeError as exc:
+            raise SpecError(f"torch spec of {spec['class']}: {exc}") from exc
     if spec["format"] == "weightzoo.cells/1":
         from .cells import build_cells
         return build_cells(spec)
@@ -454,6 +466,6 @@ def example_input(spec: Mapping[str, Any], batch: int = 2, *, generator: torch.G
 
 
 __all__ = [
-    "ACTIVATIONS", "HF_FORMAT", "LAYER_TYPES", "NORMS", "Residual", "SPEC_FORMAT", "Sine", "build_module",
+    "ACTIVATIONS", "HF_FORMAT", "LAYER_TYPES", "NORMS", "Residual", "SPEC_FORMAT", "Sine", "TORCH_FORMAT", "build_module",
     "example_input", "hf_spec", "spec_from_module", "validate_spec",
 ]

@@ -21,6 +21,11 @@ normalization comes after its activation. When a normalization comes *before* th
 factor goes onto that norm's affine weight and bias (scaling the weights feeding a batch norm would be
 undone by the normalization), so a non-affine norm before the activation disqualifies the neuron.
 
+Transformers (Hugging Face families, ``nn.MultiheadAttention``, ``nn.TransformerEncoderLayer``):
+:func:`permute_hidden` permutes whole heads, q/k dims inside heads (not under rotary embeddings), v/o
+dims inside heads, MLP hidden units and the residual stream — see :mod:`weightzoo.zoo.transformer_symmetry`.
+Sign/scale symmetries and :func:`align` cover MLPs and CNNs only.
+
 Permutations use the gather convention: ``perm[j]`` is the old index of new neuron ``j``
 (``W_new = W_old[perm]``); they are returned per neuron group (``Layout.groups`` index), flatten
 groups included, so :func:`node_permutation` maps them onto ParameterGraph nodes.
@@ -37,23 +42,39 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..errors import ShapeMismatchError, SpecError
-from .arch import spec_from_module
+from ..errors import ShapeMismatchError, SpecError, UnsupportedLayerError
+from .arch import HF_FORMAT, TORCH_FORMAT, spec_from_module
 from .graphs.layout import Layout, flat_in_index, layout_of
 from .graphs.vocab import Activation, NodeType, Pool
 
 Perms = dict[int, torch.Tensor]
 
 
+def _layout_for(spec: Mapping[str, Any], sd: Mapping[str, torch.Tensor]) -> Layout:
+    transformer = isinstance(spec, Mapping) and spec.get("format") in (HF_FORMAT, TORCH_FORMAT)
+    return layout_of(spec, list(sd.keys()) if transformer else None)
+
+
 def _resolve(obj: Any, spec: Mapping[str, Any] | None) -> tuple[Layout, dict[str, torch.Tensor]]:
     if isinstance(obj, nn.Module):
-        spec = spec if spec is not None else spec_from_module(obj)
-        return layout_of(spec), dict(obj.state_dict())
+        if spec is None:
+            from .graphs.hf_families import module_spec
+
+            spec = module_spec(obj) or spec_from_module(obj)
+        sd = dict(obj.state_dict())
+        return _layout_for(spec, sd), sd
     if isinstance(obj, Mapping):
         if spec is None:
             raise SpecError("a state dict carries no architecture: pass spec= (see weightzoo.zoo.arch)")
-        return layout_of(spec), {k: obj[k] for k in obj.keys()}
+        sd = {k: obj[k] for k in obj.keys()}
+        return _layout_for(spec, sd), sd
     raise TypeError(f"expected an nn.Module or a state dict, got {type(obj).__name__}")
+
+
+def _mlp_cnn_only(layout: Layout, what: str) -> None:
+    if layout.is_transformer:
+        raise UnsupportedLayerError("<root>", str(layout.info.get("family")),
+                                    f"{what} covers MLPs and CNNs; permute_hidden covers transformers")
 
 
 def _rebuild(obj: Any, sd: dict[str, torch.Tensor]) -> Any:
@@ -187,6 +208,10 @@ def apply_permutation(layout: Layout, state_dict: Mapping[str, torch.Tensor], pe
     Grouped convolutions need block-consistent permutations (as :func:`permute_hidden` samples);
     others raise :class:`~weightzoo.errors.ShapeMismatchError`.
     """
+    if layout.is_transformer:
+        from .transformer_symmetry import apply_transformer_permutation
+
+        return apply_transformer_permutation(layout, state_dict, perms)
     out = dict(state_dict)
 
     def perm(gi: int) -> torch.Tensor | None:
@@ -232,9 +257,20 @@ def permute_hidden(model_or_state_dict: Any, generator: torch.Generator | None =
         spec: the architecture spec (defaults to ``spec_from_module`` for modules).
         return_perms: also return the per-group permutations (gather convention).
 
+    Transformers (``hf``/``torch`` specs, Hugging Face models of covered families,
+    ``nn.MultiheadAttention``, ``nn.TransformerEncoderLayer``) get whole-head, within-head (q/k only
+    without rotary; v/o always), MLP-hidden and residual-stream permutations
+    (:func:`~weightzoo.zoo.transformer_symmetry.sample_transformer_perms`).
+
     Returns the same kind it was given (a new module, or a new state dict), or ``(that, perms)``.
     """
     layout, sd = _resolve(model_or_state_dict, spec)
+    if layout.is_transformer:
+        from .transformer_symmetry import sample_transformer_perms
+
+        perms = sample_transformer_perms(layout, generator)
+        new = _rebuild(model_or_state_dict, apply_permutation(layout, sd, perms))
+        return (new, perms) if return_perms else new
     spaces = _Spaces(layout)
     perms = _group_perms(spaces, _sample(spaces, generator))
     new = _rebuild(model_or_state_dict, apply_permutation(layout, sd, perms))
@@ -258,6 +294,7 @@ _HOMOGENEOUS = {Activation.NONE, Activation.RELU, Activation.LEAKY_RELU}
 
 def eligible_groups(layout: Layout, kind: str) -> list[int]:
     """Hidden groups whose neurons admit a sign flip (``kind="flip"``) or positive scaling (``"scale"``)."""
+    _mlp_cnn_only(layout, "sign flips and scaling")
     acts = _ODD if kind == "flip" else _HOMOGENEOUS
     on_stream = {st.src_group for st in layout.struct if st.edge_type.name == "RESIDUAL"}
     on_stream |= {st.dst_group for st in layout.struct if st.edge_type.name == "RESIDUAL"}
@@ -408,6 +445,7 @@ def align(a: Any, b: Any, spec: Mapping[str, Any] | None = None, *, max_iter: in
     from scipy.optimize import linear_sum_assignment
 
     layout, sd_a = _resolve(a, spec)
+    _mlp_cnn_only(layout, "align")
     layout_b, sd_b = _resolve(b, spec)
     if layout_b is not layout and layout_b.spec != layout.spec:
         raise ShapeMismatchError("align: a and b have different architectures")

@@ -25,8 +25,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--kind", default="parameter", help=f"graph kind (default parameter; valid: {', '.join(KINDS)})")
     p.add_argument("--out", metavar="FILE", help="write the graph here (FILE.safetensors)")
     p.add_argument("--spec", metavar="SPEC.json", help="architecture spec of a checkpoint path (zoo models have theirs)")
-    p.add_argument("--max-kernel", type=int, nargs="+", metavar="K", default=[7, 7],
-                   help="kernel window every edge is padded to: K or KH KW (default 7 7)")
+    p.add_argument("--max-kernel", type=int, nargs="+", metavar="K", default=None,
+                   help="kernel window every edge is padded to: K or KH KW (default 7 7; 1 1 for transformers)")
     p.add_argument("--skip-unsupported", action="store_true",
                    help="leave out layers the graph does not cover (listed) instead of failing")
     add_json(p)
@@ -52,9 +52,9 @@ def run(args: argparse.Namespace) -> int:
     if args.kind == "compute":  # ComputeGraph: operations of the architecture (see _compute_cli.py)
         from ._compute_cli import run_compute
         return run_compute(args)
-    if len(args.max_kernel) not in (1, 2) or min(args.max_kernel) < 1:
+    if args.max_kernel is not None and (len(args.max_kernel) not in (1, 2) or min(args.max_kernel) < 1):
         raise WeightzooError("--max-kernel takes one or two positive ints (K or KH KW)")
-    max_kernel = (args.max_kernel[0], args.max_kernel[-1])
+    max_kernel = None if args.max_kernel is None else (args.max_kernel[0], args.max_kernel[-1])
     kind, ref = resolve_model_ref(args.model, args.zoo)
     spec = _load_spec(args.spec) if args.spec else None
     if kind == "zoo":

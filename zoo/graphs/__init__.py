@@ -8,7 +8,8 @@ from __future__ import annotations
 from .compute_graph import ComputeGraph, Coverage, OpNode
 from .layout import Layout, NeuronGroup, ParamSlot, Skipped, layout_of
 from .ops import OP_VOCAB_VERSION, OpType
-from .parameter_graph import DEFAULT_MAX_KERNEL, GRAPH_FORMAT, ParameterGraph
+from .parameter_graph import DEFAULT_MAX_KERNEL, GRAPH_FORMAT, TRANSFORMER_MAX_KERNEL, ParameterGraph
+from .views import GraphView, layer_views, sampled_view
 from .vocab import (
     NODE_FEATURE_COLUMNS,
     NODE_VALUE_COLUMNS,
@@ -27,6 +28,7 @@ __all__ = [
     "DEFAULT_MAX_KERNEL",
     "EdgeType",
     "GRAPH_FORMAT",
+    "GraphView",
     "Layout",
     "NODE_FEATURE_COLUMNS",
     "NODE_VALUE_COLUMNS",
@@ -40,6 +42,9 @@ __all__ = [
     "ParameterGraph",
     "Pool",
     "Skipped",
+    "TRANSFORMER_MAX_KERNEL",
     "VOCAB_VERSION",
+    "layer_views",
     "layout_of",
+    "sampled_view",
 ]

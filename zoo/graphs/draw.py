@@ -11,9 +11,14 @@ from .parameter_graph import ParameterGraph
 from .vocab import Activation, EdgeType, NodeType
 
 _NODE_COLORS = {NodeType.INPUT: "#4c72b0", NodeType.HIDDEN: "#8c8c8c", NodeType.OUTPUT: "#c44e52",
-                NodeType.FLATTEN: "#dd8452"}
+                NodeType.FLATTEN: "#dd8452", NodeType.EMBEDDING: "#64b5cd", NodeType.STREAM: "#937860",
+                NodeType.QUERY: "#da8bc3", NodeType.KEY: "#8172b3", NodeType.VALUE: "#ccb974",
+                NodeType.HEAD: "#000000", NodeType.ATTENTION: "#55a868", NodeType.TIED_EMBEDDING: "#1f77b4"}
 _EDGE_COLORS = {EdgeType.LINEAR: "#55a868", EdgeType.CONV1D: "#8172b3", EdgeType.CONV2D: "#8172b3",
-                EdgeType.RESIDUAL: "#c44e52", EdgeType.FLATTEN: "#dd8452"}
+                EdgeType.RESIDUAL: "#c44e52", EdgeType.FLATTEN: "#dd8452", EdgeType.EMBEDDING: "#64b5cd",
+                EdgeType.ATTN_Q: "#da8bc3", EdgeType.ATTN_K: "#8172b3", EdgeType.ATTN_V: "#ccb974",
+                EdgeType.ATTN_O: "#55a868", EdgeType.ATTN_SCORE: "#000000", EdgeType.ATTN_MIX: "#4c4c4c",
+                EdgeType.NORM: "#937860", EdgeType.GATE: "#dd8452", EdgeType.UNEMBED: "#64b5cd"}
 
 
 def draw_parameter_graph(graph: ParameterGraph, path: str | os.PathLike[str] | None = None, *, ax: Any = None,

@@ -1,4 +1,4 @@
-"""The neuron layout of an MLP/CNN spec: which neuron groups exist and which tensor dims they index.
+"""The neuron layout of a spec: which neuron groups exist and which tensor dims they index.
 
 A :class:`Layout` is computed once per spec (and cached): it lists the neuron groups (input features or
 channels, hidden layers, flattened features, outputs), every state-dict tensor with the group(s) its
@@ -6,6 +6,9 @@ dimensions index (its :class:`ParamSlot`), the residual identity connections, an
 constraints symmetries must respect (grouped convolutions, group norms, groups next to skipped layers).
 :class:`~weightzoo.zoo.graphs.ParameterGraph` lays nodes and edges out from it, and
 :mod:`weightzoo.zoo.symmetry` permutes weights through it, so both agree on what a neuron is.
+
+MLP/CNN specs (``weightzoo.arch/1``) are traced here; transformer specs (``hf`` and ``torch``) are laid out
+by :mod:`.transformer_layout` into the same structures (plus ``Layout.info`` for attention blocks).
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from __future__ import annotations
 import json
 import threading
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
@@ -21,7 +24,7 @@ from typing import Any
 import torch
 
 from ...errors import SpecError, UnsupportedLayerError
-from ..arch import HF_FORMAT, validate_spec
+from ..arch import HF_FORMAT, TORCH_FORMAT, validate_spec
 from .vocab import ACTIVATION_IDS, Activation, EdgeType, NodeType, Norm, Pool
 
 
@@ -48,6 +51,7 @@ class NeuronGroup:
     spatial: int = 1
     fixed: bool = False  # next to a skipped layer: no symmetry may touch it
     mode: str = "features"  # "features" or "channels" (a conv map)
+    head_dim: int = 0  # QUERY/KEY/VALUE/ATTENTION groups: dims per head (heads are read from ATTN_SCORE edges)
 
 
 @dataclass(frozen=True)
@@ -58,6 +62,13 @@ class ParamSlot:
     (out, in) pair inside each of ``groups`` blocks, in the tensor's row-major order; vectors are a
     ``node_values`` column of ``out_group``'s nodes; ``role="buffer"`` tensors (``num_batches_tracked``)
     are kept verbatim.
+
+    Transformer slots add: ``transposed`` (the tensor is stored ``[in, out]``, GPT-2's Conv1D),
+    ``flat`` (a conv whose whole kernel is the input, e.g. ViT's patch embedding: ``[out, C·kh·kw]``),
+    ``out_parts`` (a fused tensor whose output rows are these groups in turn, e.g. ``c_attn`` = q|k|v),
+    and the packed ``role="embedding"`` (table ``[rows, d]``: edges chunk → dim, ``in_group`` = the
+    EMBEDDING chunks) and ``role="unembed"`` (output head ``[rows, d]``: edges dim → chunk), ``pack``
+    rows per edge.
     """
 
     name: str
@@ -69,17 +80,30 @@ class ParamSlot:
     edge_type: EdgeType | None = None
     edge_start: int = 0
     column: int = -1
+    transposed: bool = False
+    flat: bool = False
+    out_parts: tuple[int, ...] = ()
+    pack: int = 1
 
 
 @dataclass(frozen=True)
 class StructEdges:
-    """Parameter-free edges: residual identities (channel i → i) or flatten fan-outs (c → c·spatial + p)."""
+    """Parameter-free edges: residual identities (channel i → i) or flatten fan-outs (c → c·spatial + p).
+
+    Transformer patterns (``pattern``; ``head_dim`` = dh, ``rep`` = query heads per key/value head; edge
+    ``k`` stands for query head ``h = k // dh``, dim ``j = k % dh``): ``"identity"``, ``"flatten"``,
+    ``"q_head"`` (query (h, j) → head h), ``"k_head"`` (key (h // rep, j) → head h), ``"head_mix"``
+    (head h → attention (h, j)), ``"v_mix"`` (value (h // rep, j) → attention (h, j)).
+    """
 
     edge_type: EdgeType
     src_group: int
     dst_group: int
     edge_start: int
     count: int
+    pattern: str = "identity"
+    head_dim: int = 1
+    rep: int = 1
 
 
 @dataclass(frozen=True)
@@ -105,6 +129,12 @@ class Layout:
     num_nodes: int
     num_edges: int
     slot_by_name: dict[str, ParamSlot] = field(repr=False, compare=False)
+    info: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)  # transformer structure
+
+    @property
+    def is_transformer(self) -> bool:
+        """True for layouts of transformer specs (``hf`` / ``torch``), whose ``info`` lists the blocks."""
+        return bool(self.info.get("transformer"))
 
     @cached_property
     def node_tensors(self) -> dict[str, torch.Tensor]:
@@ -121,6 +151,8 @@ class Layout:
                 pos[g.start : g.start + g.size] = torch.arange(g.size)
             elif g.kind == NodeType.FLATTEN:
                 pos[g.start : g.start + g.size] = torch.arange(g.size) % g.spatial
+            elif g.kind in (NodeType.EMBEDDING, NodeType.TIED_EMBEDDING):  # table rows are inputs: fixed
+                pos[g.start : g.start + g.size] = torch.arange(g.size)
         return {
             "node_type": per_group([int(g.kind) for g in self.groups], torch.long),
             "node_layer": per_group([g.index for g in self.groups], torch.long),
@@ -134,33 +166,34 @@ class Layout:
     @cached_property
     def edge_tensors(self) -> dict[str, torch.Tensor]:
         """edge_index [2, E], edge_type [E] and edge_layer [E] (the destination group's layer), int64."""
-        src = torch.empty(self.num_edges, dtype=torch.long)
-        dst = torch.empty(self.num_edges, dtype=torch.long)
+        from .slot_edges import (
+            edge_layer_of,
+            edge_type_of,
+            slot_edge_count,
+            struct_edge_index,
+            write_slot_edges,
+        )
+
+        edge_index = torch.empty(2, self.num_edges, dtype=torch.long)
+        src, dst = edge_index[0], edge_index[1]
         etype = torch.empty(self.num_edges, dtype=torch.long)
         elayer = torch.empty(self.num_edges, dtype=torch.long)
         for s in self.slots:
-            if s.role != "weight":
+            if s.edge_type is None:
                 continue
-            assert s.out_group is not None and s.in_group is not None and s.edge_type is not None
-            out_g, in_g = self.groups[s.out_group], self.groups[s.in_group]
-            n_out, n_in_local = s.shape[0], s.shape[1]
-            o = torch.arange(n_out).repeat_interleave(n_in_local)
-            j = torch.arange(n_in_local).repeat(n_out)
-            block = o // (n_out // s.groups)
-            sl = slice(s.edge_start, s.edge_start + n_out * n_in_local)
-            dst[sl] = out_g.start + o
-            src[sl] = in_g.start + block * n_in_local + j
-            etype[sl] = int(s.edge_type)
-            elayer[sl] = out_g.index
+            sl = slice(s.edge_start, s.edge_start + slot_edge_count(s))
+            write_slot_edges(self, s, src[sl], dst[sl])
+            for target, value in ((etype, edge_type_of(self, s)), (elayer, edge_layer_of(self, s))):
+                if isinstance(value, int):
+                    target[sl].fill_(value)
+                else:
+                    target[sl] = value
         for st in self.struct:
-            sg, dg = self.groups[st.src_group], self.groups[st.dst_group]
-            k = torch.arange(st.count)
             sl = slice(st.edge_start, st.edge_start + st.count)
-            dst[sl] = dg.start + k
-            src[sl] = sg.start + (k // dg.spatial if st.edge_type == EdgeType.FLATTEN else k)
+            src[sl], dst[sl] = struct_edge_index(self, st)
             etype[sl] = int(st.edge_type)
-            elayer[sl] = dg.index
-        return {"edge_index": torch.stack([src, dst]), "edge_type": etype, "edge_layer": elayer}
+            elayer[sl] = self.groups[st.dst_group].index
+        return {"edge_index": edge_index, "edge_type": etype, "edge_layer": elayer}
 
 
 class _Tracer:
@@ -398,14 +431,31 @@ _CACHE_SIZE = 256
 _LOCK = threading.Lock()
 
 
-def layout_of(spec: Mapping[str, Any]) -> Layout:
-    """The (cached) :class:`Layout` of a ``weightzoo.arch/1`` spec.
+#: Layouts with more edges than this are not cached: their edge tensors would pin hundreds of MB.
+_CACHE_MAX_EDGES = 2_000_000
+
+
+def layout_of(spec: Mapping[str, Any], names: Iterable[str] | None = None, *, pack: int = 1) -> Layout:
+    """The (cached) :class:`Layout` of a spec.
+
+    Args:
+        spec: a ``weightzoo.arch/1`` spec, or a transformer spec (``{"format": "hf", "class", "config"}``
+            of a Hugging Face snapshot, or ``{"format": "torch", ...}`` of ``nn.MultiheadAttention`` /
+            ``nn.TransformerEncoderLayer``).
+        names: the state dict's tensor names — required for transformer specs (which optional tensors,
+            heads and prefixes a checkpoint has is read from them); ignored for ``weightzoo.arch/1``.
+        pack: embedding-table rows per edge for transformer graphs (the edge window size).
 
     Raises :class:`~weightzoo.errors.SpecError` for malformed or inconsistent specs and
-    :class:`~weightzoo.errors.UnsupportedLayerError` for HF specs (transformer graphs are a later format).
+    :class:`~weightzoo.errors.UnsupportedLayerError` for architectures the graphs do not cover.
     """
+    fmt = spec.get("format") if isinstance(spec, Mapping) else None
+    transformer = fmt in (HF_FORMAT, TORCH_FORMAT)
+    if transformer and names is None:
+        raise SpecError("a transformer spec needs the state dict's tensor names to lay out its graph (names=...)")
+    name_list = sorted(names) if transformer and names is not None else []
     try:
-        key = json.dumps(spec, sort_keys=True)
+        key = json.dumps([spec, name_list, pack if transformer else 1], sort_keys=True)
     except (TypeError, ValueError) as exc:
         raise SpecError(f"a spec must be JSON-serialisable: {exc}") from exc
     with _LOCK:
@@ -414,13 +464,17 @@ def layout_of(spec: Mapping[str, Any]) -> Layout:
             _CACHE.move_to_end(key)
             return hit
     norm = validate_spec(spec)
-    if norm["format"] == HF_FORMAT:
-        raise UnsupportedLayerError("<root>", norm["class"], "parameter graphs of transformers are not in format v1")
-    layout = _trace(norm)
-    with _LOCK:
-        _CACHE[key] = layout
-        while len(_CACHE) > _CACHE_SIZE:
-            _CACHE.popitem(last=False)
+    if transformer:
+        from .transformer_layout import transformer_layout
+
+        layout = transformer_layout(norm, name_list, pack=pack)
+    else:
+        layout = _trace(norm)
+    if layout.num_edges <= _CACHE_MAX_EDGES:
+        with _LOCK:
+            _CACHE[key] = layout
+            while len(_CACHE) > _CACHE_SIZE:
+                _CACHE.popitem(last=False)
     return layout
 
 
@@ -433,4 +487,6 @@ def flat_in_index(layout: Layout, group: int) -> tuple[int, int]:
     return group, 1
 
 
-__all__ = ["Layout", "NeuronGroup", "ParamSlot", "Skipped", "StructEdges", "flat_in_index", "layout_of"]
+__all__ = [
+    "Layout", "NeuronGroup", "ParamSlot", "Skipped", "StructEdges", "flat_in_index", "layout_of",
+]

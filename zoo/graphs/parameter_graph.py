@@ -15,7 +15,13 @@ The construction follows graph metanetworks (Lim et al., 2024) and neural graphs
   (position = ``p``); global pooling feeds the channel nodes straight into the dense layer (the pooling
   kind is a node feature);
 * node descriptors: layer index, position (inputs/outputs; −1 for hidden), node type, activation,
-  pooling, normalization — all ids from :mod:`~weightzoo.zoo.graphs.vocab` (``VOCAB_VERSION`` 1).
+  pooling, normalization — all ids from :mod:`~weightzoo.zoo.graphs.vocab`.
+
+Transformers (``hf`` specs of Hugging Face snapshots, ``nn.MultiheadAttention``,
+``nn.TransformerEncoderLayer``; vocabulary v2) are laid out by :mod:`.transformer_layout`: a residual
+stream shared by all blocks, packed embedding tables, attention heads as HEAD nodes, gated MLPs, tied
+heads stored once. Their default edge window is 1×1 (no conv kernels); pass ``max_kernel`` to batch
+them with CNN graphs.
 
 Values are kept exactly (float32, or float64 when a tensor is float64; every narrower float embeds
 exactly) with each tensor's dtype, so :meth:`ParameterGraph.to_state_dict` is bit-exact. Memory is
@@ -42,10 +48,17 @@ from ...errors import (
     SpecError,
     UnsupportedLayerError,
 )
-from ..arch import spec_from_module
+from ..arch import HF_FORMAT, TORCH_FORMAT, spec_from_module
 from ..dtypes import dtype_from_code, dtype_from_torch
-from .layout import Layout, Skipped, layout_of
-from .vocab import NODE_FEATURE_COLUMNS, NODE_VALUE_COLUMNS, VOCAB_VERSION, EdgeType
+from .layout import Layout, ParamSlot, Skipped, layout_of
+from .slot_edges import matrix_dims, out_nodes, table_dims
+from .vocab import (
+    COMPATIBLE_VOCAB_VERSIONS,
+    NODE_FEATURE_COLUMNS,
+    NODE_VALUE_COLUMNS,
+    VOCAB_VERSION,
+    EdgeType,
+)
 
 if TYPE_CHECKING:
     import networkx as nx
@@ -53,7 +66,70 @@ if TYPE_CHECKING:
 
 GRAPH_FORMAT = "weightzoo.parameter_graph/1"
 DEFAULT_MAX_KERNEL = (7, 7)
+#: Default edge window of transformer graphs: every weight is one value (ViT's patch conv is a Linear).
+TRANSFORMER_MAX_KERNEL = (1, 1)
 NETWORKX_LIMIT = 20_000
+
+
+def is_transformer_spec(spec: Mapping[str, Any]) -> bool:
+    """True for ``hf`` and ``torch`` specs (laid out by :mod:`.transformer_layout`)."""
+    return isinstance(spec, Mapping) and spec.get("format") in (HF_FORMAT, TORCH_FORMAT)
+
+
+def _place(edge_attr: torch.Tensor, node_values: torch.Tensor, layout: Layout, s: ParamSlot, t: torch.Tensor,
+           mk: tuple[int, int]) -> None:
+    """Write tensor ``t`` of slot ``s`` into the graph's edge/node values (``edge_attr`` is ``[E, kh, kw]``)."""
+    kh, kw = mk
+    if s.role in ("embedding", "unembed"):
+        rows, d, chunks = table_dims(s)
+        table = t.reshape(rows, d)
+        if chunks * s.pack != rows:
+            table = torch.cat([table, table.new_zeros(chunks * s.pack - rows, d)])
+        n = chunks * d
+        edge_attr[s.edge_start: s.edge_start + n] = table.reshape(chunks, kh, kw, d).permute(0, 3, 1, 2).reshape(n, kh, kw)
+    elif s.role == "weight":
+        if s.transposed or s.flat:
+            n_out, n_in = matrix_dims(s)
+            m = t.t() if s.transposed else t.reshape(n_out, n_in)
+            edge_attr[s.edge_start: s.edge_start + n_out * n_in, (kh - 1) // 2, (kw - 1) // 2] = m.reshape(-1)
+            return
+        k = tuple(s.shape[2:]) or (1,)
+        kr, kc = (1, k[0]) if len(k) == 1 else k
+        if kr > kh or kc > kw:
+            raise KernelTooLargeError(s.name.rsplit(".", 1)[0], (kr, kc), mk)
+        n = s.shape[0] * s.shape[1]
+        r0, c0 = (kh - kr) // 2, (kw - kc) // 2
+        edge_attr[s.edge_start: s.edge_start + n, r0: r0 + kr, c0: c0 + kc] = t.reshape(n, kr, kc)
+    elif s.out_parts:
+        node_values[out_nodes(layout, s), s.column] = t.to(node_values.dtype)
+    else:
+        g = layout.groups[s.out_group]  # type: ignore[index]
+        node_values[g.start: g.start + g.size, s.column] = t
+
+
+def _take(edge_attr: torch.Tensor, node_values: torch.Tensor, layout: Layout, s: ParamSlot,
+          mk: tuple[int, int]) -> torch.Tensor:
+    """The inverse of :func:`_place`: slot ``s``'s tensor (in the graph's value dtype) from the graph."""
+    kh, kw = mk
+    if s.role in ("embedding", "unembed"):
+        rows, d, chunks = table_dims(s)
+        n = chunks * d
+        table = edge_attr[s.edge_start: s.edge_start + n].reshape(chunks, d, kh * kw).permute(0, 2, 1)
+        return table.reshape(chunks * s.pack, d)[:rows].reshape(s.shape)
+    if s.role == "weight":
+        if s.transposed or s.flat:
+            n_out, n_in = matrix_dims(s)
+            m = edge_attr[s.edge_start: s.edge_start + n_out * n_in, (kh - 1) // 2, (kw - 1) // 2].reshape(n_out, n_in)
+            return m.t() if s.transposed else m.reshape(s.shape)
+        k = tuple(s.shape[2:]) or (1,)
+        kr, kc = (1, k[0]) if len(k) == 1 else k
+        n = s.shape[0] * s.shape[1]
+        r0, c0 = (kh - kr) // 2, (kw - kc) // 2
+        return edge_attr[s.edge_start: s.edge_start + n, r0: r0 + kr, c0: c0 + kc].reshape(s.shape)
+    if s.out_parts:
+        return node_values[out_nodes(layout, s), s.column]
+    g = layout.groups[s.out_group]  # type: ignore[index]
+    return node_values[g.start: g.start + g.size, s.column]
 
 
 def _max_kernel(max_kernel: int | tuple[int, ...] | list[int]) -> tuple[int, int]:
@@ -85,7 +161,8 @@ class ParameterGraph:
 
     def __init__(self, layout: Layout, *, edge_attr: torch.Tensor, node_values: torch.Tensor,
                  max_kernel: tuple[int, int], dtypes: dict[str, str], buffers: dict[str, torch.Tensor],
-                 metadata: dict[str, Any] | None = None) -> None:
+                 metadata: dict[str, Any] | None = None, aliases: dict[str, str] | None = None,
+                 order: list[str] | None = None, names: list[str] | None = None) -> None:
         kh, kw = max_kernel
         if edge_attr.shape != (layout.num_edges, kh * kw) or node_values.shape != (layout.num_nodes, 5):
             raise ShapeMismatchError(
@@ -100,50 +177,66 @@ class ParameterGraph:
         self.buffers = buffers
         self.skipped: list[Skipped] = list(layout.skipped)
         self.metadata = dict(metadata or {})
+        #: second names of tied tensors the state dict had (e.g. ``lm_head.weight`` → the word embedding)
+        self.aliases = dict(aliases or {})
+        self.order = list(order) if order is not None else [s.name for s in layout.slots]
+        self._names = names  # the tensor names a transformer layout was built from (saved with the graph)
 
     # --- construction ----------------------------------------------------------------------------
     @classmethod
     def from_spec(cls, spec: Mapping[str, Any], state_dict: Mapping[str, torch.Tensor], *,
-                  max_kernel: int | tuple[int, int] = DEFAULT_MAX_KERNEL, strict: bool = True,
-                  metadata: dict[str, Any] | None = None) -> ParameterGraph:
+                  max_kernel: int | tuple[int, int] | None = None, strict: bool = True,
+                  metadata: dict[str, Any] | None = None, max_edges: int | None = None) -> ParameterGraph:
         """The graph of the network ``spec`` describes, with the weights of ``state_dict``.
 
         Args:
-            spec: a ``weightzoo.arch/1`` spec (see :mod:`weightzoo.zoo.arch`).
-            state_dict: name → tensor (a lazy mapping is fine: each tensor is read once).
-            max_kernel: kernel window (int or (height, width); default 7×7). Larger kernels raise
-                :class:`~weightzoo.errors.KernelTooLargeError`.
-            strict: if ``True`` (default), ``"unsupported"`` layers in the spec raise
+            spec: a ``weightzoo.arch/1`` spec (see :mod:`weightzoo.zoo.arch`), the ``hf`` spec a zoo records
+                for a Hugging Face snapshot, or a ``torch`` spec (:func:`.hf_families.module_spec`).
+            state_dict: name → tensor. A lazy mapping (a zoo entry) is read one tensor at a time, so peak
+                memory is the graph plus the largest tensor.
+            max_kernel: kernel window (int or (height, width)); default 7×7, and 1×1 for transformers.
+                Larger kernels raise :class:`~weightzoo.errors.KernelTooLargeError`.
+            strict: if ``True`` (default), layers/tensors the graph does not cover raise
                 :class:`~weightzoo.errors.UnsupportedLayerError`; otherwise they land in ``graph.skipped``.
+            max_edges: refuse (with :class:`~weightzoo.errors.GraphTooLargeError`, before allocating) graphs
+                with more edges; :func:`~weightzoo.zoo.graphs.sampled_view` and
+                :func:`~weightzoo.zoo.graphs.layer_views` give bounded views of such models instead.
         """
-        layout = layout_of(spec)
+        transformer = is_transformer_spec(spec)
+        mk = _max_kernel(max_kernel if max_kernel is not None
+                         else TRANSFORMER_MAX_KERNEL if transformer else DEFAULT_MAX_KERNEL)
+        kh, kw = mk
+        keys = list(state_dict.keys())
+        names = sorted(keys) if transformer else None
+        layout = layout_of(spec, names, pack=kh * kw)
         if strict and layout.skipped:
             first = layout.skipped[0]
-            raise UnsupportedLayerError(first.path or "<root>", first.module, "pass strict=False to skip it")
-        mk = _max_kernel(max_kernel)
-        kh, kw = mk
+            hint = (f"tensors {list(first.tensors)[:4]} are not covered; pass strict=False to skip them"
+                    if transformer else "pass strict=False to skip it")
+            raise UnsupportedLayerError(first.path or "<root>", first.module, hint)
+        if max_edges is not None and layout.num_edges > max_edges:
+            raise GraphTooLargeError(
+                f"ParameterGraph would have {layout.num_edges} edges (> max_edges={max_edges}); use "
+                "weightzoo.zoo.graphs.sampled_view(spec, state_dict, max_edges=...) for a seeded edge sample or "
+                "layer_views(...) for one block at a time")
         expected = {s.name for s in layout.slots}
+        keyset = set(keys)
+        aliases = {a: t for a, t in layout.info.get("aliases", {}).items() if a in keyset}
         skipped_names = {n for s in layout.skipped for n in s.tensors}
-        keys = set(state_dict.keys())
-        missing = sorted(expected - keys)
-        extra = sorted(keys - expected - skipped_names)
+        missing = sorted(expected - keyset)
+        extra = sorted(keyset - expected - skipped_names - set(aliases))
         if missing or extra:
             raise SpecError(f"state dict does not match the spec: missing {missing[:5]}"
                             f"{'...' if len(missing) > 5 else ''}, unexpected {extra[:5]}{'...' if len(extra) > 5 else ''}")
-        tensors = {s.name: state_dict[s.name] for s in layout.slots}
-        wide = any(t.dtype == torch.float64 for t in tensors.values())
-        store = torch.float64 if wide else torch.float32
-        edge_attr = torch.zeros(layout.num_edges, kh, kw, dtype=store)
-        node_values = torch.zeros(layout.num_nodes, 5, dtype=store)
+        edge_attr = torch.zeros(layout.num_edges, kh, kw, dtype=torch.float32)
+        node_values = torch.zeros(layout.num_nodes, 5, dtype=torch.float32)
         dtypes: dict[str, str] = {}
         buffers: dict[str, torch.Tensor] = {}
-        bad = [(s.name, tuple(s.shape), tuple(tensors[s.name].shape)) for s in layout.slots
-               if tuple(tensors[s.name].shape) != s.shape]
-        if bad:
-            raise ShapeMismatchError(f"state dict shapes differ from the spec: {bad[:3]}", bad)
-        groups = layout.groups
-        for s in layout.slots:
-            t = tensors[s.name].detach()
+        for s in layout.slots:  # one tensor at a time: lazy state dicts never hold the whole model
+            t = state_dict[s.name].detach()
+            if tuple(t.shape) != s.shape:
+                raise ShapeMismatchError(f"state dict shapes differ from the spec: {s.name} has {tuple(t.shape)}, "
+                                         f"the spec says {s.shape}", [(s.name, s.shape, tuple(t.shape))])
             try:
                 dtypes[s.name] = dtype_from_torch(t.dtype).code
             except KeyError as exc:
@@ -153,32 +246,40 @@ class ParameterGraph:
                 continue
             if not t.is_floating_point():
                 raise SpecError(f"tensor {s.name!r} has dtype {t.dtype}; graphs hold floating-point parameters")
-            if s.role == "weight":
-                k = tuple(s.shape[2:]) or (1,)
-                kr, kc = (1, k[0]) if len(k) == 1 else k
-                if kr > kh or kc > kw:
-                    raise KernelTooLargeError(s.name.rsplit(".", 1)[0], (kr, kc), mk)
-                n = s.shape[0] * s.shape[1]
-                r0, c0 = (kh - kr) // 2, (kw - kc) // 2
-                edge_attr[s.edge_start : s.edge_start + n, r0 : r0 + kr, c0 : c0 + kc] = t.reshape(n, kr, kc)
-            else:
-                g = groups[s.out_group]  # type: ignore[index]
-                node_values[g.start : g.start + g.size, s.column] = t
+            if t.dtype == torch.float64 and edge_attr.dtype != torch.float64:
+                edge_attr, node_values = edge_attr.to(torch.float64), node_values.to(torch.float64)
+            _place(edge_attr, node_values, layout, s, t, mk)
+            del t
+        for alias, target in aliases.items():
+            a, b = state_dict[alias], state_dict[target]
+            if a.dtype != b.dtype or not torch.equal(a, b):
+                raise SpecError(f"{alias!r} should be tied to {target!r} (config tie_word_embeddings) but differs; "
+                                "set tie_word_embeddings=false in the config")
+            dtypes[alias] = dtypes[target]
         for st in layout.struct:
             edge_attr[st.edge_start : st.edge_start + st.count, kh // 2, kw // 2] = 1
+        covered = expected | set(aliases)
         return cls(layout, edge_attr=edge_attr.reshape(layout.num_edges, kh * kw), node_values=node_values,
-                   max_kernel=mk, dtypes=dtypes, buffers=buffers, metadata=metadata)
+                   max_kernel=mk, dtypes=dtypes, buffers=buffers, metadata=metadata, aliases=aliases,
+                   order=[k for k in keys if k in covered], names=names)
 
     @classmethod
-    def from_module(cls, module: nn.Module, *, max_kernel: int | tuple[int, int] = DEFAULT_MAX_KERNEL,
+    def from_module(cls, module: nn.Module, *, max_kernel: int | tuple[int, int] | None = None,
                     strict: bool = True, metadata: dict[str, Any] | None = None) -> ParameterGraph:
         """The graph of an ``nn.Sequential``-style module (its spec from
-        :func:`~weightzoo.zoo.arch.spec_from_module`, its weights from ``state_dict()``).
+        :func:`~weightzoo.zoo.arch.spec_from_module`, its weights from ``state_dict()``), of an
+        ``nn.MultiheadAttention`` / ``nn.TransformerEncoderLayer``, or of a ``transformers`` model of a
+        covered family (bert, gpt2, llama, mistral, qwen2, vit; see :mod:`.hf_families`).
 
         With ``strict=False`` unsupported modules are skipped (listed in ``graph.skipped`` with their
         path, type and tensors; the graph starts a fresh, fixed group of nodes after each) instead of
         raising :class:`~weightzoo.errors.UnsupportedLayerError`.
         """
+        from .hf_families import module_spec
+
+        tspec = module_spec(module)
+        if tspec is not None:
+            return cls.from_spec(tspec, module.state_dict(), max_kernel=max_kernel, strict=strict, metadata=metadata)
         spec = spec_from_module(module, strict=strict)
         return cls.from_spec(spec, module.state_dict(), max_kernel=max_kernel, strict=strict, metadata=metadata)
 
@@ -226,34 +327,37 @@ class ParameterGraph:
     def summary(self) -> dict[str, Any]:
         """Counts for reports and the CLI: nodes, edges, parameters covered, edge types, skipped modules."""
         counts = torch.bincount(self.edge_type, minlength=len(EdgeType)).tolist()
-        return {"nodes": self.num_nodes, "edges": self.num_edges, "parameters": self.num_parameters,
-                "max_kernel": list(self.max_kernel), "vocab_version": VOCAB_VERSION,
-                "edge_types": {e.name.lower(): counts[int(e)] for e in EdgeType},
-                "skipped": [{"path": s.path, "module": s.module, "tensors": list(s.tensors)} for s in self.skipped]}
+        out = {"nodes": self.num_nodes, "edges": self.num_edges, "parameters": self.num_parameters,
+               "max_kernel": list(self.max_kernel), "vocab_version": VOCAB_VERSION,
+               "edge_types": {e.name.lower(): counts[int(e)] for e in EdgeType},
+               "skipped": [{"path": s.path, "module": s.module, "tensors": list(s.tensors)} for s in self.skipped]}
+        info = self._layout.info
+        if info.get("transformer"):
+            blocks = info["attention"]
+            out["transformer"] = {
+                "family": info["family"], "blocks": len(blocks), "heads": blocks[0]["heads"] if blocks else None,
+                "kv_heads": blocks[0]["kv_heads"] if blocks else None, "head_dim": blocks[0]["head_dim"] if blocks else None,
+                "rotary_theta": info["rotary"], "tied_embeddings": info["tied"], "aliases": dict(self.aliases),
+                "embedding_rows_per_node": info["pack"]}
+        return out
 
     # --- back to weights -------------------------------------------------------------------------
     def to_state_dict(self) -> dict[str, torch.Tensor]:
-        """The covered tensors, bit-exactly as given (same names, order, shapes and dtypes)."""
+        """The covered tensors, bit-exactly as given (same names, order, shapes and dtypes; a tied tensor
+        given under two names comes back under both, as two equal tensors)."""
         kh, kw = self.max_kernel
         attr = self.edge_attr.reshape(self.num_edges, kh, kw)
         out: dict[str, torch.Tensor] = {}
-        groups = self._layout.groups
         for s in self._layout.slots:
             if s.role == "buffer":
                 out[s.name] = self.buffers[s.name].clone()
                 continue
             dtype = dtype_from_code(self.dtypes[s.name]).torch
-            if s.role == "weight":
-                k = tuple(s.shape[2:]) or (1,)
-                kr, kc = (1, k[0]) if len(k) == 1 else k
-                n = s.shape[0] * s.shape[1]
-                r0, c0 = (kh - kr) // 2, (kw - kc) // 2
-                t = attr[s.edge_start : s.edge_start + n, r0 : r0 + kr, c0 : c0 + kc].reshape(s.shape)
-            else:
-                g = groups[s.out_group]  # type: ignore[index]
-                t = self.node_values[g.start : g.start + g.size, s.column]
+            t = _take(attr, self.node_values, self._layout, s, self.max_kernel)
             out[s.name] = t.to(dtype).contiguous() if t.dtype != dtype else t.clone().contiguous()
-        return out
+        for alias, target in self.aliases.items():
+            out[alias] = out[target].clone()
+        return {k: out[k] for k in self.order}
 
     # --- PyG / networkx --------------------------------------------------------------------------
     def node_features(self) -> torch.Tensor:
@@ -313,7 +417,8 @@ class ParameterGraph:
                    **{f"buffer.{k}": v.contiguous() for k, v in self.buffers.items()}}
         meta = {"format": GRAPH_FORMAT, "vocab_version": str(VOCAB_VERSION), "spec": json.dumps(self.spec),
                 "max_kernel": json.dumps(list(self.max_kernel)), "dtypes": json.dumps(self.dtypes),
-                "node_value_columns": json.dumps(list(NODE_VALUE_COLUMNS)), "metadata": json.dumps(self.metadata)}
+                "node_value_columns": json.dumps(list(NODE_VALUE_COLUMNS)), "metadata": json.dumps(self.metadata),
+                "order": json.dumps(self.order), "aliases": json.dumps(self.aliases), "names": json.dumps(self._names)}
         target = Path(path)
         fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent or ".")
         os.close(fd)
@@ -342,15 +447,18 @@ class ParameterGraph:
             raise CheckpointError(path, f"not a readable safetensors file: {exc}") from exc
         if meta.get("format") != GRAPH_FORMAT:
             raise CheckpointError(path, f"not a ParameterGraph file (format {meta.get('format')!r})")
-        if meta.get("vocab_version") != str(VOCAB_VERSION):
-            raise CheckpointError(path, f"vocab version {meta.get('vocab_version')} (this weightzoo reads {VOCAB_VERSION})")
+        if meta.get("vocab_version") not in {str(v) for v in COMPATIBLE_VOCAB_VERSIONS}:
+            raise CheckpointError(path, f"vocab version {meta.get('vocab_version')} (this weightzoo reads "
+                                        f"{', '.join(map(str, COMPATIBLE_VOCAB_VERSIONS))})")
         try:
             spec, mk = json.loads(meta["spec"]), _max_kernel(json.loads(meta["max_kernel"]))
             dtypes, metadata = json.loads(meta["dtypes"]), json.loads(meta.get("metadata", "{}"))
-            layout = layout_of(spec)
-        except (KeyError, ValueError, TypeError) as exc:
+            aliases, names = json.loads(meta.get("aliases", "{}")), json.loads(meta.get("names", "null"))
+            order = json.loads(meta["order"]) if "order" in meta else None
+            layout = layout_of(spec, names, pack=mk[0] * mk[1])
+        except (KeyError, ValueError, TypeError, SpecError, UnsupportedLayerError) as exc:
             raise CheckpointError(path, f"bad graph metadata: {exc}") from exc
-        if set(dtypes) != {s.name for s in layout.slots}:
+        if set(dtypes) != {s.name for s in layout.slots} | set(aliases):
             raise CheckpointError(path, "dtypes do not list the spec's tensors")
         for k, v in layout.edge_tensors.items():
             if k not in tensors or not torch.equal(tensors[k], v):
@@ -358,9 +466,10 @@ class ParameterGraph:
         buffers = {k[len("buffer."):]: v for k, v in tensors.items() if k.startswith("buffer.")}
         try:
             return cls(layout, edge_attr=tensors["edge_attr"], node_values=tensors["node_values"], max_kernel=mk,
-                       dtypes=dtypes, buffers=buffers, metadata=metadata)
+                       dtypes=dtypes, buffers=buffers, metadata=metadata, aliases=aliases, order=order, names=names)
         except (KeyError, ShapeMismatchError) as exc:
             raise CheckpointError(path, f"graph tensors do not fit the spec: {exc}") from exc
 
 
-__all__ = ["DEFAULT_MAX_KERNEL", "GRAPH_FORMAT", "NETWORKX_LIMIT", "ParameterGraph"]
+__all__ = ["DEFAULT_MAX_KERNEL", "GRAPH_FORMAT", "NETWORKX_LIMIT", "TRANSFORMER_MAX_KERNEL", "ParameterGraph",
+           "is_transformer_spec"]

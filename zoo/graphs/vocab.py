@@ -1,16 +1,20 @@
-"""Versioned type vocabularies of weightzoo graphs (format v1).
+"""Versioned type vocabularies of weightzoo graphs (vocabulary v2: v1 plus the transformer types).
 
 Every integer id a graph carries (node type, edge type, activation, pooling, normalization) comes from
 these enums, so graphs of different architectures — and graphs built by different weightzoo versions
 with the same :data:`VOCAB_VERSION` — batch together and share embedding tables. Ids are append-only:
-a new member gets the next free id; changing or removing an id bumps :data:`VOCAB_VERSION`.
+a new member gets the next free id and bumps :data:`VOCAB_VERSION` (older files keep loading, see
+:data:`COMPATIBLE_VOCAB_VERSIONS`); changing or removing an id would break that and is never done.
 """
 
 from __future__ import annotations
 
 from enum import IntEnum
 
-VOCAB_VERSION = 1
+VOCAB_VERSION = 2
+
+#: Vocabulary versions whose ids mean the same in this one (append-only), so their graph files still load.
+COMPATIBLE_VOCAB_VERSIONS = (1, 2)
 
 
 class NodeType(IntEnum):
@@ -20,6 +24,15 @@ class NodeType(IntEnum):
     HIDDEN = 1  #: a hidden neuron / channel
     OUTPUT = 2  #: an output neuron / channel
     FLATTEN = 3  #: one feature of a flattened C×H×W map (fed by its channel through a FLATTEN edge)
+    # --- v2: transformers -------------------------------------------------------------------------
+    EMBEDDING = 4  #: K consecutive rows of an embedding table (K = the edge window; position = chunk index)
+    STREAM = 5  #: one dimension of the residual stream, shared by every block
+    QUERY = 6  #: one query dimension of one head (its head: the HEAD node its ATTN_SCORE edge reaches)
+    KEY = 7  #: one key dimension of one key/value head
+    VALUE = 8  #: one value dimension of one key/value head
+    HEAD = 9  #: one attention head: scores softmax(q·k) of its query and key dims
+    ATTENTION = 10  #: one dimension of one head's attention output Σ softmax·v
+    TIED_EMBEDDING = 11  #: an EMBEDDING chunk of a table that is also the output head (tied weights)
 
 
 class EdgeType(IntEnum):
@@ -30,6 +43,17 @@ class EdgeType(IntEnum):
     CONV2D = 2  #: one Conv2d kernel (centred in the window)
     RESIDUAL = 3  #: identity skip connection (value 1 at the window centre, no parameter)
     FLATTEN = 4  #: channel → flattened feature (value 1 at the window centre, no parameter)
+    # --- v2: transformers -------------------------------------------------------------------------
+    EMBEDDING = 5  #: embedding chunk → stream dim; feature = the chunk's K table rows of that dim (packed)
+    ATTN_Q = 6  #: one entry of a query projection (input → QUERY)
+    ATTN_K = 7  #: one entry of a key projection (input → KEY)
+    ATTN_V = 8  #: one entry of a value projection (input → VALUE)
+    ATTN_O = 9  #: one entry of an attention output projection (ATTENTION → output neuron)
+    ATTN_SCORE = 10  #: QUERY/KEY dim → its HEAD (value 1, no parameter; a key reaches every head of its group)
+    ATTN_MIX = 11  #: HEAD → its ATTENTION dims, and VALUE dim → ATTENTION dim of each head using it (value 1)
+    NORM = 12  #: stream dim → the same dim of a normalization's nodes (value 1, no parameter)
+    GATE = 13  #: gate neuron → the up neuron it multiplies (SwiGLU/GeGLU; value 1, no parameter)
+    UNEMBED = 14  #: final features → output-head chunk; feature = K rows of an untied output head (packed)
 
 
 class Activation(IntEnum):
@@ -43,6 +67,8 @@ class Activation(IntEnum):
     SIGMOID = 5
     LEAKY_RELU = 6  #: slope in the ``act_param`` node feature
     SINE = 7  #: sin(w0·x); w0 in the ``act_param`` node feature
+    ROTARY = 8  #: rotary position embedding applied to query/key dims; base θ in ``act_param``
+    GELU_TANH = 9  #: GELU with the tanh approximation (GPT-2's ``gelu_new``)
 
 
 class Pool(IntEnum):
@@ -60,6 +86,7 @@ class Norm(IntEnum):
     BATCH = 1
     LAYER = 2
     GROUP = 3
+    RMS = 4  #: RMSNorm (weight only, no centring)
 
 
 #: Columns of ``ParameterGraph.node_values`` (the exact parameters; absent = 0).
@@ -76,7 +103,14 @@ ACTIVATION_IDS: dict[str, Activation] = {
     "sine": Activation.SINE,
 }
 
+#: Hugging Face ``hidden_act`` names → activation ids (transformer graphs).
+HF_ACTIVATION_IDS: dict[str, Activation] = {
+    "gelu": Activation.GELU, "gelu_new": Activation.GELU_TANH, "gelu_pytorch_tanh": Activation.GELU_TANH,
+    "gelu_fast": Activation.GELU_TANH, "relu": Activation.RELU, "silu": Activation.SILU, "swish": Activation.SILU,
+    "tanh": Activation.TANH, "sigmoid": Activation.SIGMOID, "identity": Activation.NONE, "linear": Activation.NONE,
+}
+
 __all__ = [
-    "ACTIVATION_IDS", "Activation", "EdgeType", "NODE_FEATURE_COLUMNS", "NODE_VALUE_COLUMNS", "NodeType",
-    "Norm", "Pool", "VOCAB_VERSION",
+    "ACTIVATION_IDS", "COMPATIBLE_VOCAB_VERSIONS", "HF_ACTIVATION_IDS", "Activation", "EdgeType",
+    "NODE_FEATURE_COLUMNS", "NODE_VALUE_COLUMNS", "NodeType", "Norm", "Pool", "VOCAB_VERSION",
 ]
