@@ -36,15 +36,30 @@ one threshold per task vector over all its tensors, found exactly by :func:`glob
 
 from __future__ import annotations
 
-import hashlib
-import math
 import os
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+import sys
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import Future
 from typing import Any
 
+import numpy as np
 import torch
 
 from ..errors import WeightzooError
+from .merge_kernels import (
+    SLERP_DOT_THRESHOLD,
+    dare_,
+    delta_threshold,
+    disjoint_merge,
+    disjoint_merge_into,
+    executor,
+    global_magnitude_threshold,
+    magnitude_threshold,
+    merge_workers,
+    slerp_tensor,
+    tensor_seed,
+    trim,
+)
 from .task_vectors import (
     MatchReport,
     TensorSpec,
@@ -68,8 +83,6 @@ _PARAMS: dict[str, dict[str, Any]] = {
     "dare-ties": {"density": 0.5, "lambda": 1.0, "normalize": True},
     "slerp": {"t": 0.5},
 }
-SLERP_DOT_THRESHOLD = 0.9995
-_CHUNK = 1 << 21
 
 
 def resolve_method(method: str) -> str:
@@ -79,174 +92,6 @@ def resolve_method(method: str) -> str:
     if m not in METHODS:
         raise WeightzooError(f"unknown merge method {method!r}; choose one of {', '.join(METHODS)}")
     return m
-
-
-# --- per-tensor kernels (dense; the streaming engine calls them one tensor at a time) --------------
-
-
-def magnitude_threshold(delta: torch.Tensor, density: float) -> float:
-    """The :math:`k`-th largest :math:`|x|` of ``delta`` with :math:`k=\\lfloor density\\cdot n\\rfloor`
-    (``inf`` when :math:`k=0`, ``0`` when every entry is kept)."""
-    n = delta.numel()
-    k = int(density * n)
-    if k <= 0:
-        return math.inf
-    if k >= n:
-        return 0.0
-    return _kth_largest(delta.abs().reshape(-1), k)
-
-
-def _kth_largest(values: torch.Tensor, k: int) -> float:
-    """The k-th largest of a 1-D tensor we own (partitioned in place; introselect, ~10x torch.kthvalue)."""
-    arr = values.numpy()
-    arr.partition(arr.size - k)
-    return float(arr[arr.size - k])
-
-
-def trim(delta: torch.Tensor, threshold: float) -> torch.Tensor:
-    """``delta`` with the entries :math:`|x| <` ``threshold`` zeroed (a new tensor unless nothing is trimmed)."""
-    if threshold > 0:
-        # hardshrink keeps |x| > lambd; the float just below the threshold makes it |x| >= threshold, in one
-        # fused pass (a bool mask times a float tensor would take a slow type-promoting path).
-        t = torch.tensor(threshold, dtype=delta.dtype)
-        below = float(torch.nextafter(t, torch.tensor(-math.inf, dtype=delta.dtype)))
-        return torch.nn.functional.hardshrink(delta, below)
-    return delta
-
-
-def tensor_seed(seed: int, index: int, name: str) -> int:
-    """A 63-bit seed for (base seed, model index, tensor name): the same mask whatever the read order."""
-    h = hashlib.blake2b(f"{seed}\x00{index}\x00{name}".encode(), digest_size=8).digest()
-    return int.from_bytes(h, "little") & ((1 << 63) - 1)
-
-
-def dare_(delta: torch.Tensor, density: float, generator: torch.Generator) -> torch.Tensor:
-    """DARE in place: keep each entry with probability ``density`` (``torch.rand < density``), rescale the
-    kept ones by ``1/density``."""
-    if density >= 1.0:
-        return delta
-    keep = torch.rand(delta.shape, generator=generator, dtype=torch.float32).lt_(density)  # 1.0 kept, 0.0 dropped
-    return delta.mul_(keep).div_(density)
-
-
-def disjoint_merge(deltas: Sequence[torch.Tensor], weights: Sequence[float], *, normalize: bool) -> torch.Tensor:
-    """TIES' sign election and disjoint sum/mean of (already sparsified) ``deltas``; consumes ``deltas``.
-
-    :math:`\\gamma = \\mathrm{sgn}\\sum_i w_i\\delta_i` with zero counted as positive; entry :math:`i`
-    takes part where :math:`\\mathrm{sgn}(w_i\\delta_i) = \\gamma`; with ``normalize`` the sum is divided by
-    the summed :math:`w_i` of the taking-part entries (1 where none takes part).
-    """
-    # All in-place float arithmetic: with s = ±1 the elected sign, entry i agrees iff u_i = s·w_i·δ_i > 0,
-    # so clamp(u_i, 0) holds the agreeing magnitudes and sign(clamp(u_i, 0)) the indicator.
-    s = torch.zeros_like(deltas[0])
-    for d, w in zip(deltas, weights):
-        s.add_(d, alpha=w)
-    s.sign_().add_(0.5).sign_()  # {-1, 0, 1} -> {-1, 1, 1}: a zero sum counts as positive
-    mixed: torch.Tensor | None = None
-    divisor: torch.Tensor | None = None
-    for i, (d, w) in enumerate(zip(deltas, weights)):
-        u = d.mul_(s)
-        if w != 1.0:
-            u.mul_(w)
-        u.clamp_(min=0.0)
-        if mixed is None:
-            mixed = u.clone() if normalize else u
-        else:
-            mixed.add_(u)
-        if normalize:
-            ind = u.sign_()
-            if divisor is None:
-                divisor = ind.mul_(w) if w != 1.0 else ind
-            else:
-                divisor.add_(ind, alpha=w)
-        del u, d
-        if isinstance(deltas, list):
-            deltas[i] = torch.empty(0)  # free as we go
-    assert mixed is not None
-    mixed.mul_(s)
-    del s
-    if divisor is not None:
-        if min(weights) > 0:  # a non-zero divisor is >= min(w), and mixed is 0 where the divisor is 0
-            divisor.clamp_(min=min(weights))
-        else:
-            divisor.masked_fill_(divisor == 0, 1.0)
-        mixed.div_(divisor)
-    return mixed
-
-
-def slerp_tensor(a: torch.Tensor, b: torch.Tensor, t: float) -> torch.Tensor:
-    """Spherical interpolation of two same-shaped tensors (flattened), linear when nearly parallel."""
-    na, nb = float(a.double().norm()), float(b.double().norm())
-    if na == 0.0 or nb == 0.0:
-        return torch.lerp(a, b, t)
-    dot = float((a.double() * b.double()).sum()) / (na * nb)
-    if abs(dot) > SLERP_DOT_THRESHOLD:
-        return torch.lerp(a, b, t)
-    omega = math.acos(max(-1.0, min(1.0, dot)))
-    s = math.sin(omega)
-    return a * (math.sin((1.0 - t) * omega) / s) + b * (math.sin(t * omega) / s)
-
-
-# --- exact global magnitude threshold, streaming ----------------------------------------------------
-
-_MANTISSA_BITS = 6  # bins are 1/64 of an octave wide
-
-
-def _bins(a: torch.Tensor) -> torch.Tensor:
-    """Histogram bin of each non-negative float: its bit pattern without the low mantissa bits.
-
-    For non-negative IEEE floats the bit pattern read as an integer is monotone in the value, so the bins
-    are ordered, log-spaced (exponent + 6 mantissa bits) and cover the whole range with no range pass.
-    """
-    if a.dtype == torch.float64:
-        return a.view(torch.int64) >> (52 - _MANTISSA_BITS)
-    return (a.view(torch.int32) >> (23 - _MANTISSA_BITS)).to(torch.int64)
-
-
-def _nbins(dtype: torch.dtype) -> int:
-    return 1 << (12 + _MANTISSA_BITS) if dtype == torch.float64 else 1 << (9 + _MANTISSA_BITS)
-
-
-def _chunks(t: torch.Tensor) -> Iterator[torch.Tensor]:
-    flat = t.reshape(-1)
-    for i in range(0, flat.numel(), _CHUNK):
-        yield flat[i: i + _CHUNK].abs()
-
-
-def global_magnitude_threshold(tensors: Callable[[], Iterable[torch.Tensor]], density: float) -> float:
-    r"""The exact :math:`k`-th largest :math:`|x|` over all tensors yielded by ``tensors()``, without
-    concatenating them; :math:`k = \lfloor density \cdot n\rfloor`, :math:`n` the total entry count.
-
-    Pass 1 counts magnitudes in a fixed log-spaced histogram (the float's bits down to 1/64 of an octave,
-    so no range pass is needed) and finds the bin holding the :math:`k`-th largest value; pass 2 collects
-    the values of that one bin and selects the exact one. The result equals
-    ``torch.cat([t.abs().flatten() ...]).kthvalue(n-k+1)`` bit for bit; extra memory is the histogram
-    (128 KiB for float32) plus the values of one bin. ``tensors`` is called twice (each re-reads lazily).
-    """
-    counts: torch.Tensor | None = None
-    n = 0
-    for t in tensors():
-        n += t.numel()
-        for c in _chunks(t):
-            h = torch.bincount(_bins(c), minlength=_nbins(c.dtype))
-            counts = h if counts is None else counts + h
-    k = int(density * n)
-    if k <= 0 or counts is None:
-        return math.inf
-    if k >= n:
-        return 0.0
-    from_top = counts.flip(0).cumsum(0)
-    pos = int(torch.searchsorted(from_top, torch.tensor(k)))  # first index (from the top) with cum >= k
-    target = counts.numel() - 1 - pos
-    above = int(from_top[pos - 1]) if pos > 0 else 0
-    rank = k - above  # rank-th largest inside the target bin
-    found: list[torch.Tensor] = []
-    for t in tensors():
-        for c in _chunks(t):
-            sel = c[_bins(c) == target]
-            if sel.numel():
-                found.append(sel)
-    return _kth_largest(torch.cat(found), rank)
 
 
 # --- the streaming merge --------------------------------------------------------------------------
@@ -274,6 +119,23 @@ def _parse_params(method: str, params: Mapping[str, Any] | None, n_models: int) 
     if "lambda" in out and not isinstance(out["lambda"], int | float):
         raise WeightzooError(f"lambda must be a number, got {out['lambda']!r}")
     return out
+
+
+_NP_FLOAT = {torch.float32: np.float32, torch.float64: np.float64}
+
+
+def _mapped_view(sd: Mapping[str, torch.Tensor], name: str, dtype: torch.dtype) -> np.ndarray | None:
+    """A read-only 1-D view of ``sd[name]`` straight from its checkpoint's bytes (no copy for memory-mapped
+    formats) when it is stored as ``dtype`` in native byte order; ``None`` otherwise."""
+    from ..zoo.dtypes import dtype_from_torch
+    from ..zoo.formats.base import Checkpoint
+
+    ckpt = getattr(sd, "checkpoint", None)
+    if not isinstance(ckpt, Checkpoint) or sys.byteorder != "little" or dtype not in _NP_FLOAT:
+        return None
+    if ckpt.info(name).dtype != dtype_from_torch(dtype).code:
+        return None
+    return np.frombuffer(ckpt.read_bytes(name), dtype=_NP_FLOAT[dtype])
 
 
 class MergedStateDict(Mapping[str, torch.Tensor]):
@@ -332,6 +194,13 @@ class MergedStateDict(Mapping[str, torch.Tensor]):
             for n, s in ref_specs.items() if n not in skip}
         self._merged = set(self.report.names)
         self._thresholds: list[float] | None = None
+        # TIES reads float inputs straight from memory-mapped checkpoints into one reused buffer per model
+        # (warm pages: a fresh allocation per tensor costs more than the arithmetic); dropped after the
+        # last merged tensor of the table, so a finished merge holds nothing.
+        self._buffers: dict[tuple[int, torch.dtype], np.ndarray] = {}
+        merged_names = [n for n in self.specs if n in self._merged]
+        self._last_merged = merged_names[-1] if merged_names else None
+        self._largest = max((ref_specs[n].numel for n in merged_names), default=0)
 
     # --- mapping protocol -------------------------------------------------------------------------
     def __iter__(self) -> Iterator[str]:
@@ -363,6 +232,8 @@ class MergedStateDict(Mapping[str, torch.Tensor]):
             out = slerp_tensor(a, b, float(self.params["t"]))
         else:
             out = self._task_merge(name, ct)
+        if name == self._last_merged:
+            self._buffers.clear()
         return out.to(spec.dtype)
 
     def _ct(self, name: str) -> torch.dtype:
@@ -406,27 +277,61 @@ class MergedStateDict(Mapping[str, torch.Tensor]):
         assert self._base is not None
         p = self.params
         base_t = read_as(self._base, name, ct)
+        shape = base_t.shape
+        base_f = base_t.detach().contiguous().reshape(-1)  # the output: every kernel works on flat, contiguous tensors
+        if self.method == "ties" and self.trim == "tensor" and ct in (torch.float32, torch.float64):
+            return self._ties_tensor(name, ct, base_f).reshape(shape)
         deltas: list[torch.Tensor] = []
+        thresholds: list[float] = []
         for i, sd in enumerate(self._models):
-            d = read_as(sd, name, ct).sub_(base_t)
+            d = read_as(sd, name, ct).contiguous().reshape(-1).sub_(base_f)
             if self.method == "ties":
-                thr = self.thresholds()[i] if self.trim == "global" else magnitude_threshold(d, p["density"][i])
-                d = trim(d, thr)
+                thresholds.append(self.thresholds()[i] if self.trim == "global" else magnitude_threshold(d, p["density"][i]))
             elif self.method in ("dare", "dare-ties"):
                 g = torch.Generator().manual_seed(tensor_seed(self.seed, i, name))
                 dare_(d, p["density"][i], g)
             deltas.append(d)
+        lam = float(p["lambda"])
         if self.method in ("ties", "dare-ties"):
-            mixed = disjoint_merge(deltas, self.weights, normalize=p["normalize"])
-        else:
-            mixed = deltas[0].mul_(self.weights[0]) if self.weights[0] != 1.0 else deltas[0]
-            for d, w in zip(deltas[1:], self.weights[1:]):
-                mixed.add_(d, alpha=w)
-            if p["normalize"]:
-                s = sum(self.weights)
-                mixed.div_(s if abs(s) >= 1e-8 else 1.0)
+            # trim (TIES), elect, disjoint mean and θ₀ + λ·m, block by block into the base's buffer
+            disjoint_merge_into(base_f, deltas, self.weights, normalize=p["normalize"], lam=lam,
+                                thresholds=thresholds or None)
+            return base_f.reshape(shape)
+        mixed = deltas[0].mul_(self.weights[0]) if self.weights[0] != 1.0 else deltas[0]
+        for d, w in zip(deltas[1:], self.weights[1:]):
+            mixed.add_(d, alpha=w)
+        if p["normalize"]:
+            s = sum(self.weights)
+            mixed.div_(s if abs(s) >= 1e-8 else 1.0)
         del deltas
-        return base_t.add_(mixed, alpha=float(p["lambda"]))
+        return base_f.add_(mixed, alpha=lam).reshape(shape)
+
+    def _ties_tensor(self, name: str, ct: torch.dtype, base_f: torch.Tensor) -> torch.Tensor:
+        """TIES with per-tensor trimming: each input read once (zero-copy where mapped), τᵢ and its threshold
+        in one pass each (on worker threads while the next input is read), then the blockwise merge."""
+        n = base_f.numel()
+        b = base_f.numpy()
+        workers = merge_workers(n)
+        pending: list[Future[float] | float] = []
+        deltas: list[torch.Tensor] = []
+        for i, sd in enumerate(self._models):
+            src = _mapped_view(sd, name, ct)
+            if src is None:
+                src = out = read_as(sd, name, ct).detach().contiguous().reshape(-1).numpy()
+            else:
+                out = self._buffer(i, ct)[:n]
+            args = (src, b, out, self.params["density"][i])
+            pending.append(executor(workers).submit(delta_threshold, *args) if workers > 1 else delta_threshold(*args))
+            deltas.append(torch.from_numpy(out))
+        thresholds = [t.result() if isinstance(t, Future) else t for t in pending]
+        return disjoint_merge_into(base_f, deltas, self.weights, normalize=self.params["normalize"],
+                                   lam=float(self.params["lambda"]), thresholds=thresholds)
+
+    def _buffer(self, i: int, dtype: torch.dtype) -> np.ndarray:
+        buf = self._buffers.get((i, dtype))
+        if buf is None:
+            buf = self._buffers[(i, dtype)] = np.empty(self._largest, dtype=_NP_FLOAT[dtype])
+        return buf
 
     def summary(self) -> dict[str, Any]:
         """What was merged, how, and the match report; JSON-ready."""
@@ -512,18 +417,18 @@ def save_merged(merged: Mapping[str, torch.Tensor], out: str | os.PathLike[str],
             if z is not zoo:
                 z.close()
         return {"zoo": str(getattr(z, "path", zoo)), "model": getattr(rec, "name", name), "parents": list(parents)}
-    from .safetensors_writer import write_safetensors
+    from ..zoo.formats.writer import save_state_dict
 
     meta: dict[str, str] | None = {"weightzoo_merge": json.dumps(summary, default=str)} if summary else None
     if metadata:
         meta = {**(meta or {}), **{str(k): str(v) for k, v in metadata.items()}}
-    files = write_safetensors(merged, out_s, specs=getattr(merged, "specs", None), max_shard_size=max_shard_size,
-                              metadata=meta)
+    files = save_state_dict(merged, out_s, max_shard_bytes=max_shard_size, metadata=meta)
     return {"files": [str(f) for f in files]}
 
 
 __all__ = [
     "METHODS",
+    "SLERP_DOT_THRESHOLD",
     "MergedStateDict",
     "dare_",
     "disjoint_merge",

@@ -485,9 +485,9 @@ class TaskVector(Mapping[str, torch.Tensor]):
                                      + "; ".join(f"{n}: base {a} vs {b}" for n, a, b in bad[:10]), bad)
         applied = _Applied(base_sd, specs, self, float(scale), dtype)
         if out is not None:
-            from .safetensors_writer import write_safetensors
+            from ..zoo.formats.writer import save_state_dict
 
-            write_safetensors(applied, out, specs=applied.specs, max_shard_size=max_shard_size)
+            save_state_dict(applied, out, max_shard_bytes=max_shard_size)
         return applied
 
 
@@ -503,6 +503,13 @@ class _Applied(Mapping[str, torch.Tensor]):
         self._names = set(tv.shapes)
         self.specs = {n: TensorSpec(s.shape, dtype if (dtype is not None and s.is_float) else s.dtype)
                       for n, s in specs.items()}
+
+    def tensor_infos(self) -> list[Any]:
+        """The output tensor table (name, dtype code, shape) without computing anything: the writer's header."""
+        from ..zoo.dtypes import dtype_from_torch
+        from ..zoo.formats.base import TensorInfo
+
+        return [TensorInfo(n, dtype_from_torch(s.dtype).code, s.shape) for n, s in self.specs.items()]
 
     def __getitem__(self, name: str) -> torch.Tensor:
         spec = self.specs[name]

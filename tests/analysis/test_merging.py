@@ -207,6 +207,51 @@ def test_global_threshold_is_exact(minilm_models):
     assert global_magnitude_threshold(lambda: iter(deltas), 1e-12) == math.inf  # k = 0 keeps nothing
 
 
+def test_bracketing_selection_is_exact_on_adversarial_inputs():
+    """The sampled bracket must never change the answer: ties, NaNs, sorted and structured data, float64,
+    and the fused τ = θ − θ₀ variant all equal kthvalue (the bracket or its full-partition fallback)."""
+    from weightzoo.analysis.merge_kernels import _DIRECT, kth_largest_abs
+
+    g = torch.Generator().manual_seed(0)
+    n = _DIRECT + 4099  # above _DIRECT: the sampled path
+    heavy = torch.randn(n, generator=g)
+    heavy[: n // 2] *= 1000.0  # the strided sample sees both halves, in proportion
+    ties = torch.zeros(n)
+    ties[::7] = 1.0
+    nans = torch.randn(n, generator=g)
+    nans[::1000] = float("nan")
+    cases = [torch.randn(n, generator=g), heavy, ties, nans, torch.randn(n, generator=g, dtype=torch.float64),
+             torch.arange(n, dtype=torch.float32) - n / 2]
+    for x in cases:
+        for density in (1e-5, 0.2, 0.9, 0.99999):
+            k = int(density * n)
+            want = float(x.abs().kthvalue(n - k + 1).values)
+            got = kth_largest_abs(x.clone(), k)
+            assert got == want or (math.isnan(got) and math.isnan(want))
+            base = torch.randn(n, generator=g, dtype=x.dtype)
+            theta = x + base
+            tau = theta.clone()
+            got = kth_largest_abs(tau, k, minus=base)  # tau becomes theta − base in place
+            ref = theta - base
+            assert torch.equal(tau.nan_to_num(7.0), ref.nan_to_num(7.0))
+            want = float(ref.abs().kthvalue(n - k + 1).values)
+            assert got == want or (math.isnan(got) and math.isnan(want))
+
+
+def test_ties_from_dicts_and_from_files_agree(minilm_models):
+    """Files are read zero-copy into reused buffers; dicts go through owned copies: same result, and the
+    caller's dicts are left untouched."""
+    d = minilm_models
+    fts = [d / f"ft{i}.safetensors" for i in range(2)]
+    dicts = [_load(p) for p in fts]
+    before = [{k: v.clone() for k, v in sd.items()} for sd in dicts]
+    from_files = merge("ties", fts, d / "base.safetensors", params={"density": 0.3})
+    from_dicts = merge("ties", dicts, _load(d / "base.safetensors"), params={"density": 0.3})
+    for k in from_files:
+        assert torch.equal(from_files[k], from_dicts[k]), k
+    assert all(torch.equal(a[k], b[k]) for a, b in zip(dicts, before) for k in a)
+
+
 def test_dare_and_dare_ties_match_reference_and_are_deterministic(minilm_models):
     d = minilm_models
     fts = [d / f"ft{i}.safetensors" for i in range(2)]
@@ -371,6 +416,11 @@ def test_writer_output_readable_and_bit_exact(minilm_models, tmp_path):
             for k in f.keys():
                 assert index["weight_map"][k] == shard and torch.equal(f.get_tensor(k), m[k])
     assert set(index["weight_map"]) == set(m)
+    # sharded next to a file name, size as text: x-0000i-of-0000N.safetensors + x.safetensors.index.json
+    files = save_merged(m, tmp_path / "named" / "x.safetensors", max_shard_size="0.4MB")["files"]
+    assert files[-1].endswith("x.safetensors.index.json") and Path(files[0]).name.startswith("x-00001-of-")
+    with pytest.raises(WeightzooError, match="cannot read a size"):
+        save_merged(m, tmp_path / "bad", max_shard_size="lots")
 
 
 # --- CLI ------------------------------------------------------------------------------------------

@@ -75,12 +75,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _size(text: str) -> int:
-    units = {"": 1, "B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "KIB": 2**10, "MIB": 2**20, "GIB": 2**30}
-    t = text.strip().upper()
-    num = t.rstrip("KMGIB")
+    from ..zoo.formats.writer import parse_size
+
     try:
-        return int(float(num) * units[t[len(num):]])
-    except (KeyError, ValueError):
+        return parse_size(text)
+    except ValueError:
         raise argparse.ArgumentTypeError(f"not a size: {text!r} (e.g. 500MB, 2GB, 1GiB)") from None
 
 

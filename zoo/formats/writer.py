@@ -1,28 +1,60 @@
 """Streaming safetensors writer: header first (offsets from the tensor table), then one tensor at a time.
 
-Memory stays at one tensor whatever the model size. Output goes to a temporary file in the same folder,
-is fsynced and renamed into place, so a reader never sees half a file. Sharded output follows the Hugging
-Face layout (``model-00001-of-00003.safetensors`` + ``model.safetensors.index.json``).
+The safetensors layout is an 8-byte little-endian header length, a JSON header mapping each name to its
+``dtype``, ``shape`` and ``data_offsets`` (relative to the end of the header), then the raw C-order,
+little-endian bytes. Every offset follows from the tensor table alone, so the header is written before
+any tensor is read or computed, and each tensor is written, then dropped: memory stays at one tensor
+whatever the model size, and a lazy mapping (a zoo model, a merge) is computed exactly once per tensor.
+
+Output goes to a uniquely named temporary file in the target folder, is fsynced, renamed into place and
+the folder fsynced, so a reader never sees half a file. Sharded output follows the Hugging Face layout
+(``model-00001-of-00003.safetensors`` + ``model.safetensors.index.json``).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import torch
 
+from ...errors import InvalidOptionError, ShapeMismatchError, StorageError
 from ..dtypes import dtype_from_torch, tensor_bytes
 from .base import TensorInfo
 
 BytesFn = Callable[[str], "memoryview | bytes"]
 
+_UNITS = {"KIB": 2**10, "MIB": 2**20, "GIB": 2**30, "TIB": 2**40, "KB": 10**3, "MB": 10**6, "GB": 10**9,
+          "TB": 10**12, "B": 1}
+
+
+def parse_size(text: str | int) -> int:
+    """Bytes from ``"5GB"``, ``"500MiB"``, ``"2e9"`` or an int (decimal units, as Hugging Face reads them).
+
+    Raises :class:`~weightzoo.errors.InvalidOptionError` (a ``ValueError``) for anything else.
+    """
+    if isinstance(text, int) and not isinstance(text, bool):
+        return text
+    s = str(text).strip().upper().replace(" ", "")
+    for unit, mult in _UNITS.items():
+        if s.endswith(unit):
+            try:
+                return int(float(s[: -len(unit)]) * mult)
+            except ValueError:
+                break
+    try:
+        return int(float(s))
+    except ValueError:
+        raise InvalidOptionError(f"cannot read a size from {text!r} (use e.g. 5GB, 500MiB or a number of bytes)") from None
+
 
 def write_safetensors(path: str | os.PathLike[str], infos: Sequence[TensorInfo], get_bytes: BytesFn,
                       metadata: Mapping[str, str] | None = None) -> Path:
-    """Write tensors ``infos`` (bytes from ``get_bytes(name)``) to one safetensors file, atomically."""
+    """Write tensors ``infos`` (bytes from ``get_bytes(name)``, called once each, in order) to one
+    safetensors file, atomically (temp file, fsync, rename, fsync of the folder)."""
     out = Path(path)
     header: dict[str, object] = {}
     if metadata:
@@ -33,33 +65,46 @@ def write_safetensors(path: str | os.PathLike[str], infos: Sequence[TensorInfo],
         offset += info.nbytes
     raw = json.dumps(header, separators=(",", ":")).encode()
     raw += b" " * (-len(raw) % 8)  # the format aligns the data section to 8 bytes
-    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
     try:
-        with open(tmp, "wb") as f:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
+    except OSError as exc:
+        raise StorageError(f"cannot write {out}: {exc}") from exc
+    try:
+        with os.fdopen(fd, "wb") as f:
             f.write(len(raw).to_bytes(8, "little"))
             f.write(raw)
             for info in infos:
                 data = get_bytes(info.name)
                 if len(data) != info.nbytes:
-                    raise ValueError(f"tensor {info.name!r}: got {len(data)} bytes, expected {info.nbytes}")
+                    raise ShapeMismatchError(f"tensor {info.name!r}: got {len(data)} bytes, the header promised {info.nbytes}")
                 f.write(data)
+                del data  # the next tensor is computed without this one alive
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, out)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        raise StorageError(f"cannot write {out}: {exc}") from exc
     except BaseException:
-        tmp.unlink(missing_ok=True)
+        Path(tmp).unlink(missing_ok=True)
         raise
+    _fsync_dir(out.parent)
     return out
 
 
 def write_sharded(folder: str | os.PathLike[str], infos: Sequence[TensorInfo], get_bytes: BytesFn, *,
                   max_shard_bytes: int, metadata: Mapping[str, str] | None = None,
                   prefix: str = "model") -> list[Path]:
-    """Write shards of at most ``max_shard_bytes`` (a bigger tensor gets a shard of its own) plus the index."""
+    """Write shards of at most ``max_shard_bytes`` (a bigger tensor gets a shard of its own) plus the index
+    ``{prefix}.safetensors.index.json`` (written last, so a complete index means complete shards).
+
+    Returns the shard paths followed by the index path. The index ``metadata`` holds ``total_size`` and
+    the string ``metadata`` given for the shard headers.
+    """
     if max_shard_bytes <= 0:
-        raise ValueError("max_shard_bytes must be positive")
+        raise InvalidOptionError(f"max_shard_bytes must be positive, got {max_shard_bytes}")
     out = Path(folder)
-    out.mkdir(parents=True, exist_ok=True)
     shards: list[list[TensorInfo]] = [[]]
     size = 0
     for info in infos:
@@ -69,34 +114,72 @@ def write_sharded(folder: str | os.PathLike[str], infos: Sequence[TensorInfo], g
         shards[-1].append(info)
         size += info.nbytes
     n = len(shards)
-    files, weight_map = [], {}
+    files: list[Path] = []
+    weight_map: dict[str, str] = {}
     for i, shard in enumerate(shards, 1):
         fname = f"{prefix}-{i:05d}-of-{n:05d}.safetensors"
         files.append(write_safetensors(out / fname, shard, get_bytes, metadata))
         weight_map.update({t.name: fname for t in shard})
-    index = {"metadata": {"total_size": sum(t.nbytes for t in infos)}, "weight_map": weight_map}
-    tmp = out / f".{prefix}.safetensors.index.json.tmp"
-    tmp.write_text(json.dumps(index, indent=2))
-    os.replace(tmp, out / f"{prefix}.safetensors.index.json")
+    meta: dict[str, object] = {str(k): str(v) for k, v in (metadata or {}).items()}
+    meta["total_size"] = sum(t.nbytes for t in infos)
+    index = json.dumps({"metadata": meta, "weight_map": weight_map}, indent=2).encode()
+    files.append(_write_atomic(out / f"{prefix}.safetensors.index.json", index))
     return files
 
 
-def save_state_dict(state_dict: Mapping[str, torch.Tensor], path: str | os.PathLike[str], *,
-                    max_shard_bytes: int | None = None, metadata: Mapping[str, str] | None = None) -> list[Path]:
-    """Save a (possibly lazy) state dict as safetensors, reading one tensor at a time.
+def _write_atomic(path: Path, data: bytes) -> Path:
+    """Write a small file atomically (temp file, fsync, rename, fsync of the folder)."""
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+    except OSError as exc:
+        raise StorageError(f"cannot write {path}: {exc}") from exc
+    _fsync_dir(path.parent)
+    return path
 
-    With ``max_shard_bytes`` the output is a folder of shards; otherwise ``path`` is one file. Lazy
-    mappings (a zoo model, a checkpoint) are read twice per tensor at most: once for the table
-    (dtype and shape only where the mapping offers them cheaply), once for the bytes.
+
+def save_state_dict(state_dict: Mapping[str, torch.Tensor], path: str | os.PathLike[str], *,
+                    max_shard_bytes: int | str | None = None, metadata: Mapping[str, str] | None = None) -> list[Path]:
+    """Save a (possibly lazy) state dict as safetensors, reading (or computing) each tensor exactly once.
+
+    Args:
+        state_dict: name → tensor. The tensor table comes from ``tensor_infos()`` when the mapping has one
+            (checkpoint readers, zoo models, merges: no bytes read for it); otherwise from the tensors.
+        path: a ``.safetensors`` file, or a folder (``model.safetensors`` goes inside).
+        max_shard_bytes: bytes per shard (an int or ``"5GB"``, see :func:`parse_size`): the output is then
+            shards plus an index, in ``path`` if it is a folder, else next to it named after its stem.
+        metadata: string metadata for the header(s) (``__metadata__``) and the shard index.
+
+    Returns the files written (shards, then the index). Each tensor must come out with the dtype and shape
+    of the table, else :class:`~weightzoo.errors.ShapeMismatchError` (and no file is left behind).
     """
     infos = _table(state_dict)
+    by_name = {i.name: i for i in infos}
 
     def get(name: str) -> memoryview:
-        return tensor_bytes(state_dict[name])
+        t = state_dict[name]
+        info = by_name[name]
+        code = dtype_from_torch(t.dtype).code
+        if tuple(t.shape) != tuple(info.shape) or code != info.dtype:
+            raise ShapeMismatchError(f"tensor {name!r}: produced {code} {tuple(t.shape)}, the header promised "
+                                     f"{info.dtype} {tuple(info.shape)}", [(name, tuple(info.shape), tuple(t.shape))])
+        return tensor_bytes(t)
 
+    out = Path(path)
+    is_file = out.suffix == ".safetensors"
     if max_shard_bytes is not None:
-        return write_sharded(path, infos, get, max_shard_bytes=max_shard_bytes, metadata=metadata)
-    return [write_safetensors(path, infos, get, metadata)]
+        limit = parse_size(max_shard_bytes)
+        folder, prefix = (out.parent, out.stem) if is_file else (out, "model")
+        return write_sharded(folder, infos, get, max_shard_bytes=limit, metadata=metadata, prefix=prefix)
+    return [write_safetensors(out if is_file else out / "model.safetensors", infos, get, metadata)]
 
 
 def _table(state_dict: Mapping[str, torch.Tensor]) -> list[TensorInfo]:
@@ -106,4 +189,18 @@ def _table(state_dict: Mapping[str, torch.Tensor]) -> list[TensorInfo]:
     return [TensorInfo(k, dtype_from_torch(v.dtype).code, tuple(v.shape)) for k, v in state_dict.items()]
 
 
-__all__ = ["save_state_dict", "write_safetensors", "write_sharded"]
+def _fsync_dir(folder: Path) -> None:
+    """Make a rename durable (POSIX); a no-op where folders cannot be opened (Windows)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+__all__ = ["parse_size", "save_state_dict", "write_safetensors", "write_sharded"]
