@@ -182,6 +182,10 @@ class StatsError(AnalysisError):
     """Weight statistics were asked of something that has none (no tensors, bad option)."""
 
 
+class DatasetError(WeightzooError, ValueError):
+    """A dataset build or import was asked for something inconsistent (unknown dataset, seed/recipe mismatch)."""
+
+
 class HubError(WeightzooError, OSError):
     """A Hugging Face Hub (or mirror) request failed after the retries weightzoo owns."""
 
@@ -193,6 +197,7 @@ class InvalidOptionError(WeightzooError, ValueError):
 __all__ = [
     "AmbiguousModelError",
     "AnalysisError",
+    "DatasetError",
     "FilterAnalysisError",
     "StatsError",
     "CheckpointError",

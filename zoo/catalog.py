@@ -15,7 +15,7 @@ from typing import Any
 
 from ..errors import InvalidNameError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: small blobs in byte segments (blobs.dataset, blobs.offset)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS info (key TEXT PRIMARY KEY, value TEXT NOT NULL);

@@ -104,6 +104,9 @@ class Zoo:
             if row is not None:
                 if int(row[0]) > SCHEMA_VERSION:
                     raise ZooError(f"{self.path}: catalogue schema {row[0]} is newer than this weightzoo ({SCHEMA_VERSION})")
+                if int(row[0]) < SCHEMA_VERSION:
+                    raise ZooError(f"{self.path}: catalogue schema {row[0]} was written by a pre-release weightzoo "
+                                   f"(this one reads {SCHEMA_VERSION}); export its models and re-ingest them")
                 return
             with self._writer:
                 # executescript commits any open transaction first, so the script carries its own.

@@ -310,3 +310,13 @@ def test_metadata_only_and_lineage_batches_are_atomic(tmp_path: Path) -> None:
         with pytest.raises(ZooError, match="own parent"):
             zoo.add_lineage_many([("org/a", "org/b", "merge", None), ("org/c", "org/c", "finetune", None)])
         assert zoo.lineage("org/a") == []
+
+
+def test_older_catalogue_schema_is_refused_clearly(tmp_path: Path) -> None:
+    Zoo.open(tmp_path / "z").close()
+    con = sqlite3.connect(tmp_path / "z" / "catalog.sqlite")
+    con.execute("UPDATE info SET value='1' WHERE key='schema'")
+    con.commit()
+    con.close()
+    with pytest.raises(ZooError, match="pre-release"):
+        Zoo.open(tmp_path / "z")
