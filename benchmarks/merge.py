@@ -21,41 +21,13 @@ import os
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
 import torch
 
-
-def rss_anon() -> int:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("RssAnon:"):
-                return int(line.split()[1]) * 1024
-    return 0
-
-
-class PeakSampler:
-    """Samples RssAnon in a background thread; ``peak`` is the largest value seen."""
-
-    def __init__(self, every: float = 0.002) -> None:
-        self.every, self.peak, self._stop = every, rss_anon(), threading.Event()
-        self._t = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self.peak = max(self.peak, rss_anon())
-            time.sleep(self.every)
-
-    def __enter__(self) -> PeakSampler:
-        self._t.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._t.join()
-        self.peak = max(self.peak, rss_anon())
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _measure import PeakSampler, rss_anon_bytes  # noqa: E402
 
 
 def minilm() -> Path:
@@ -144,7 +116,7 @@ def main() -> None:
         inputs = [str(base_file)] + [str(p) for p in fts]
         read_all(inputs)  # warm the page cache: both sides then read from memory
         t_read, c_read = best_of(3, lambda: read_all_cpu(inputs))[:2]
-        rss0 = rss_anon()
+        rss0 = rss_anon_bytes()
         models = [str(p) for p in fts]
         t_compute, c_compute, _, peak_c = best_of(3, lambda: merge_time_cpu(str(base_file), models, None))
         t_write, c_write, _, peak_w = best_of(3, lambda: merge_time_cpu(str(base_file), models, tmp / "merged.safetensors"))

@@ -28,6 +28,7 @@ import torch
 from torch import nn
 
 from ...errors import CheckpointError, ComputeGraphError
+from .io import read_graph_file
 from .ops import OP_VOCAB_VERSION, OpType
 from .recorder import RawNode, Recording, record_eager, record_export
 
@@ -358,16 +359,7 @@ class ComputeGraph:
     def load(cls, path: str | os.PathLike[str]) -> ComputeGraph:
         """Read a graph written by :meth:`save`; raises :class:`~weightzoo.errors.CheckpointError` on a file
         that is not one (or was written with another op vocabulary version)."""
-        from safetensors import safe_open
-
-        try:
-            with safe_open(str(path), framework="pt") as fh:
-                meta = fh.metadata() or {}
-                tensors = {k: fh.get_tensor(k) for k in fh.keys()}  # noqa: SIM118 - safe_open has no __iter__
-        except FileNotFoundError:
-            raise
-        except Exception as exc:  # safetensors raises its own error types for malformed files
-            raise CheckpointError(path, f"not a readable safetensors file: {exc}") from exc
+        meta, tensors = read_graph_file(path)
         if meta.get("format") != GRAPH_FORMAT:
             raise CheckpointError(path, f"not a compute graph (format {meta.get('format')!r}, expected {GRAPH_FORMAT!r})")
         if meta.get("op_vocab_version") != str(OP_VOCAB_VERSION):

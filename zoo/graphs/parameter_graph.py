@@ -50,6 +50,7 @@ from ...errors import (
 )
 from ..arch import HF_FORMAT, TORCH_FORMAT, spec_from_module
 from ..dtypes import dtype_from_code, dtype_from_torch
+from .io import read_graph_file
 from .layout import Layout, ParamSlot, Skipped, layout_of
 from .slot_edges import matrix_dims, out_nodes, table_dims
 from .vocab import (
@@ -435,16 +436,7 @@ class ParameterGraph:
     def load(cls, path: str | os.PathLike[str]) -> ParameterGraph:
         """Read a graph written by :meth:`save`; raises :class:`~weightzoo.errors.CheckpointError` when
         the file is not one, has another vocab version, or disagrees with its own spec."""
-        from safetensors import safe_open
-
-        try:
-            with safe_open(str(path), framework="pt") as fh:
-                meta = fh.metadata() or {}
-                tensors = {k: fh.get_tensor(k) for k in fh.keys()}  # noqa: SIM118 - safe_open has no __iter__
-        except FileNotFoundError:
-            raise
-        except Exception as exc:  # safetensors raises its own error types for malformed files
-            raise CheckpointError(path, f"not a readable safetensors file: {exc}") from exc
+        meta, tensors = read_graph_file(path)
         if meta.get("format") != GRAPH_FORMAT:
             raise CheckpointError(path, f"not a ParameterGraph file (format {meta.get('format')!r})")
         if meta.get("vocab_version") not in {str(v) for v in COMPATIBLE_VOCAB_VERSIONS}:
