@@ -146,6 +146,8 @@ def run(args: argparse.Namespace) -> int:
             zoo.add_lineage(name, "digits-cnn", "finetune")
             names.append(name)
         merged = merge("ties", names, base="digits-cnn", params={"density": 0.5, "lambda": 1.0}, zoo=zoo)
+        if zoo.has_model("digits-cnn-ties"):  # a re-run replaces the previous merge
+            zoo.rm("digits-cnn-ties")
         save_merged(merged, "zoo:digits-cnn-ties", zoo=zoo, parents=names)
         zoo.set_spec("digits-cnn-ties", spec)
         for name in ["digits-cnn", *names, "digits-cnn-ties"]:
