@@ -9,6 +9,7 @@ from pathlib import Path
 
 import torch
 from torch import nn
+
 from weightzoo.zoo.arch import Residual
 from weightzoo.zoo.graphs import ParameterGraph
 from weightzoo.zoo.graphs.draw import draw_parameter_graph

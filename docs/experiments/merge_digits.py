@@ -27,6 +27,7 @@ import time
 
 import torch
 from torch import nn
+
 from weightzoo.analysis.atlas import classification_objective, learn_coefficients
 from weightzoo.analysis.merging import merge
 from weightzoo.analysis.task_vectors import TaskVector

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import torch
 from torch import nn
+
 from weightzoo.analysis.filters import (
     DegenerationThresholds,
     FilterAnalysisError,
@@ -28,7 +29,6 @@ from weightzoo.analysis.filters import (
     scan_filters,
     sparsity_mask,
 )
-
 from weightzoo.cli import main
 
 # --- direct NumPy references (the definitions, written the obvious way) ------------------------------

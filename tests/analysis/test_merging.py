@@ -17,6 +17,7 @@ import pytest
 import torch
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
+
 from weightzoo.analysis.merging import (
     global_magnitude_threshold,
     magnitude_threshold,
@@ -24,7 +25,6 @@ from weightzoo.analysis.merging import (
     save_merged,
     tensor_seed,
 )
-
 from weightzoo.cli import main
 from weightzoo.errors import ShapeMismatchError, TensorNotFoundError, WeightzooError
 

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 import scipy.stats
 import torch
-from weightzoo.analysis.stats import StatsError, layer_stats, model_stats, spectral_norm, tensor_stats
 
+from weightzoo.analysis.stats import StatsError, layer_stats, model_stats, spectral_norm, tensor_stats
 from weightzoo.cli import main
 
 

@@ -11,8 +11,8 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from safetensors.torch import load_file, save_file
-from weightzoo.analysis.task_vectors import TaskVector, block_of
 
+from weightzoo.analysis.task_vectors import TaskVector, block_of
 from weightzoo.errors import ShapeMismatchError, TensorNotFoundError, WeightzooError
 
 SHAPES = {"a.weight": (4, 3), "a.bias": (4,), "b.weight": (2, 4)}

@@ -8,6 +8,8 @@ from collections import OrderedDict
 import pytest
 import torch
 from torch import nn
+
+from weightzoo.errors import SpecError, UnsupportedLayerError
 from weightzoo.zoo.arch import (
     SPEC_FORMAT,
     Residual,
@@ -17,8 +19,6 @@ from weightzoo.zoo.arch import (
     spec_from_module,
     validate_spec,
 )
-
-from weightzoo.errors import SpecError, UnsupportedLayerError
 
 CNN_SPEC = {
     "format": SPEC_FORMAT,

@@ -7,6 +7,8 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
+
+from weightzoo.errors import SpecError
 from weightzoo.zoo.arch import Residual, Sine, spec_from_module
 from weightzoo.zoo.graphs import ParameterGraph, layout_of
 from weightzoo.zoo.symmetry import (
@@ -19,8 +21,6 @@ from weightzoo.zoo.symmetry import (
     permute_hidden,
     scale,
 )
-
-from weightzoo.errors import SpecError
 
 ACTS = {"relu": nn.ReLU, "gelu": nn.GELU, "silu": nn.SiLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid,
         "leaky_relu": lambda: nn.LeakyReLU(0.1), "sine": lambda: Sine(2.0), "identity": nn.Identity}

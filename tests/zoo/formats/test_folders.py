@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 import safetensors.torch
 import torch
-from weightzoo.zoo.formats import ShardedCheckpoint, open_checkpoint, sniff_format
 
 from weightzoo.errors import (
     CheckpointError,
@@ -16,6 +15,7 @@ from weightzoo.errors import (
     UnsafeCheckpointError,
     UnsupportedFormatError,
 )
+from weightzoo.zoo.formats import ShardedCheckpoint, open_checkpoint, sniff_format
 
 
 def _raises_exactly(exc: type[Exception], source: object, match: str, **kw: object) -> Exception:

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 import safetensors.torch
 import torch
-from weightzoo.zoo.formats import SafetensorsCheckpoint, open_checkpoint, parse_header
 
 from weightzoo.errors import CheckpointError, NoWeightsError
+from weightzoo.zoo.formats import SafetensorsCheckpoint, open_checkpoint, parse_header
 
 
 def _raises_exactly(exc: type[Exception], path: Path, match: str, **kw: object) -> CheckpointError:

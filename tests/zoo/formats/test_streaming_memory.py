@@ -8,6 +8,7 @@ import struct
 from pathlib import Path
 
 import pytest
+
 from weightzoo.zoo.formats import open_checkpoint
 
 MIB = 2**20

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 import torch
-from weightzoo.zoo.formats import inspect_torch_zip, open_checkpoint, select_tensors
 
 from weightzoo.errors import CheckpointError, NoWeightsError, UnsafeCheckpointError, UnsupportedFormatError
+from weightzoo.zoo.formats import inspect_torch_zip, open_checkpoint, select_tensors
 
 
 def _raises_exactly(exc: type[Exception], source: object, match: str, **kw: object) -> Exception:

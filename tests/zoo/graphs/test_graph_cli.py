@@ -7,10 +7,10 @@ import json
 import pytest
 import torch
 from torch import nn
-from weightzoo.zoo.arch import spec_from_module
-from weightzoo.zoo.graphs import ParameterGraph
 
 from weightzoo.cli import main
+from weightzoo.zoo.arch import spec_from_module
+from weightzoo.zoo.graphs import ParameterGraph
 
 
 @pytest.fixture()

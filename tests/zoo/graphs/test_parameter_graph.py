@@ -8,8 +8,6 @@ import sys
 import pytest
 import torch
 from torch import nn
-from weightzoo.zoo.arch import Residual, Sine, build_module, spec_from_module
-from weightzoo.zoo.graphs import VOCAB_VERSION, Activation, EdgeType, NodeType, ParameterGraph
 
 from weightzoo.errors import (
     CheckpointError,
@@ -18,6 +16,8 @@ from weightzoo.errors import (
     SpecError,
     UnsupportedLayerError,
 )
+from weightzoo.zoo.arch import Residual, Sine, build_module, spec_from_module
+from weightzoo.zoo.graphs import VOCAB_VERSION, Activation, EdgeType, NodeType, ParameterGraph
 
 
 def _nets() -> dict[str, nn.Module]:
