@@ -123,7 +123,7 @@ def run(args: argparse.Namespace) -> int:
 
         step(4, "graphs: ParameterGraph and ComputeGraph of the stored CNN, and a weight-space symmetry")
         rec = zoo.model("digits-cnn")
-        g = ParameterGraph.from_spec(rec.spec, zoo.state_dict("digits-cnn"))
+        g = ParameterGraph.from_spec(rec.spec or spec, zoo.state_dict("digits-cnn"))
         exact = all(torch.equal(g.to_state_dict()[k], v) for k, v in zoo.state_dict("digits-cnn").items())
         module = zoo.module("digits-cnn")
         cg = ComputeGraph.record(module)
@@ -151,10 +151,10 @@ def run(args: argparse.Namespace) -> int:
         save_merged(merged, "zoo:digits-cnn-ties", zoo=zoo, parents=names)
         zoo.set_spec("digits-cnn-ties", spec)
         for name in ["digits-cnn", *names, "digits-cnn-ties"]:
-            m = zoo.module(name)
+            net = zoo.module(name)
             low, high = yte <= 4, yte >= 5
-            print(f"      {name:18s} acc 0-4 {_accuracy(m, xte[low], yte[low]):.3f}  5-9 "
-                  f"{_accuracy(m, xte[high], yte[high]):.3f}  all {_accuracy(m, xte, yte):.3f}")
+            print(f"      {name:18s} acc 0-4 {_accuracy(net, xte[low], yte[low]):.3f}  5-9 "
+                  f"{_accuracy(net, xte[high], yte[high]):.3f}  all {_accuracy(net, xte, yte):.3f}")
         print(f"      lineage: {', '.join(e['child'] + ' <- ' + e['parent'] for e in zoo.lineage('digits-cnn', direction='down'))}")
 
         step(6, "filter statistics (CNN Filter DB metrics) over the CNNs in the zoo")
@@ -169,9 +169,9 @@ def run(args: argparse.Namespace) -> int:
         step(7, "verifying the zoo (re-hashing every stored tensor)")
         report = zoo.verify()
         stats = zoo.stats()
-        for m in zoo.models():
-            if not m.name.startswith("digits-cnn/"):
-                print(f"      {_record_line(m)}")
+        for rec in zoo.models():
+            if not rec.name.startswith("digits-cnn/"):
+                print(f"      {_record_line(rec)}")
     print(f"      {report.blobs_checked} blobs re-hashed: {'clean' if report.clean else 'CORRUPT'}; "
           f"{stats['models']} models, {stats['logical_bytes'] / 1e6:.1f} MB of weights in "
           f"{stats['stored_bytes'] / 1e6:.1f} MB stored")
