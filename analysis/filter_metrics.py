@@ -223,7 +223,9 @@ def layer_quality(
     n = flat.shape[0]
     mask = sparsity_mask(flat, eps=eps)
     sp = float(mask.mean())
-    ref_k = k if w.ndim == 4 else None
+    # The fitted and k×k references hold for square kernels; a 1×k, k×1 or 1-D filter is a random
+    # d-vector, compared with a Monte-Carlo reference on n×d.
+    ref_k = k if w.ndim == 4 and w.shape[2] == w.shape[3] else None
     ve = variance_entropy(flat)
     clean = flat[~mask]
     vec = variance_entropy(clean)
@@ -257,7 +259,7 @@ def layer_quality(
 def _ratio(entropy: float, n: int, kernel: int | None, d: int, reference: str) -> float:
     if n < 1:
         return float("nan")
-    if kernel is None:  # conv1d: a k-tap filter is a random k-vector; the 2-D curve does not apply
+    if kernel is None:  # conv1d or non-square kernels: a d-tap filter is a random d-vector
         ref = _mc_reference_1d(min(n, 16384), d)
     else:
         ref = random_reference_entropy(n, kernel, method=reference)

@@ -27,6 +27,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..errors import WeightzooError
+
 SLERP_DOT_THRESHOLD = 0.9995
 _CHUNK = 1 << 21  # global threshold: entries per histogram chunk
 # Entries per cache-resident block of the TIES pass: below torch's intra-op grain size (32768), so each op
@@ -366,7 +368,11 @@ def global_magnitude_threshold(tensors: Callable[[], Iterable[torch.Tensor]], de
     """
     counts: torch.Tensor | None = None
     n = 0
+    first: torch.dtype | None = None
     for t in tensors():
+        first = first or t.dtype
+        if t.dtype != first:  # the histogram's bins are the float's bits: one dtype per pass
+            raise WeightzooError(f"global magnitude threshold needs one dtype for all tensors, got {first} and {t.dtype}")
         n += t.numel()
         for c in _chunks(t):
             h = torch.bincount(_bins(c), minlength=_nbins(c.dtype))

@@ -262,10 +262,14 @@ class MergedStateDict(Mapping[str, torch.Tensor]):
             assert self._base is not None
             base = self._base
 
+            # One dtype for the whole pass: the magnitude histogram's bins depend on it.
+            ct = torch.float32
+            for n in self.report.names:
+                ct = torch.promote_types(ct, self._ct(n))
+
             def tensors(sd: Mapping[str, torch.Tensor]) -> Callable[[], Iterator[torch.Tensor]]:
                 def gen() -> Iterator[torch.Tensor]:
                     for n in self.report.names:
-                        ct = self._ct(n)
                         yield read_as(sd, n, ct).sub_(base[n].to(ct))
                 return gen
 

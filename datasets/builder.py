@@ -365,7 +365,12 @@ def build_dataset(builder: DatasetBuilder, zoo: Any, *, size: int | None = None,
                                    "use another zoo folder for another seed")
             if old.get("recipe_version") != builder.recipe_version or old.get("recipe") != json.loads(json.dumps(recipe)):
                 raise DatasetError(f"{builder.name} in {z.path} was built with another recipe; use another zoo folder")
-        units = builder.units(size, seed)
+        try:
+            units = builder.units(size, seed)
+        except (TypeError, ValueError) as exc:  # a builder's own size/seed checks become typed errors
+            if isinstance(exc, DatasetError):
+                raise
+            raise DatasetError(f"{builder.name}: {exc}") from exc
         existing = {m.name for m in z.models(name=f"{builder.name}/*")}
         todo = [u for u in units if not all(n in existing for n in u.names)]
         report = BuildReport(builder.name, mpath, len(units), 0, len(units) - len(todo), 0, 0.0, [])

@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..errors import DatasetError
 from .builder import (
     DatasetBuilder,
     ModelItem,
@@ -185,7 +186,7 @@ class DigitsINRBuilder(DatasetBuilder):
         from .digits import N_IMAGES
 
         if size > N_IMAGES:
-            raise ValueError(f"digits-inr: size is a number of images, at most {N_IMAGES}; got {size}")
+            raise DatasetError(f"digits-inr: size is a number of images, at most {N_IMAGES}; got {size}")
         init_seeds = [derive_seed(self.name, seed, "shared-init", f) for f in range(self.fits)]
         out = []
         for start in range(0, size, CHUNK_IMAGES):

@@ -355,3 +355,13 @@ def test_cli_on_a_zoo_by_task(tmp_path: Path, digits_cnn, capsys) -> None:
     assert res["shift"]["groups"] == ["digits", "none"] and res["shift"]["matrix"][0][1] > 0
     assert main(["filters", "--zoo", str(tmp_path / "zoo"), "--models", "digits-cnn", "--json"]) == 0
     assert {r["model"] for r in json.loads(capsys.readouterr().out)["layers"]} == {"digits-cnn"}
+
+
+@pytest.mark.parametrize("shape", [(64, 64, 1, 3), (64, 64, 3, 1), (64, 64, 1, 7)])
+def test_non_square_kernels_use_a_reference_of_their_own_size(shape) -> None:
+    from weightzoo.analysis.filter_metrics import layer_quality
+
+    w = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
+    q = layer_quality(w)
+    assert 0.95 <= q.variance_entropy_ratio <= 1.05, q  # random filters are as diverse as random filters
+    assert "low_diversity" not in q.flags

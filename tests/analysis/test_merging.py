@@ -528,3 +528,18 @@ def test_atlas_learns_only_coefficients_and_matches_its_formula(digits_finetunes
     assert all(torch.equal(before[n], p) for n, p in arch.named_parameters())  # only coefficients train
     parts = learn_coefficients(base, tvs, objective, steps=2, partitions=3, seed=1)
     assert all(c.shape == (2, 3) for c in parts.coefficients.values())
+
+
+def test_global_ties_with_mixed_float_dtypes() -> None:
+    from weightzoo.analysis.merging import merge
+
+    gen = torch.Generator().manual_seed(0)
+    base = {"a": torch.randn(100, generator=gen), "b": torch.randn(10, generator=gen, dtype=torch.float64)}
+    fts = [{k: v + 0.1 * torch.randn(v.shape, generator=gen, dtype=v.dtype) for k, v in base.items()} for _ in range(2)]
+    merged = merge("ties", fts, base=base, params={"density": 0.3}, trim="global")
+    out = {k: merged[k] for k in base}
+    assert out["a"].dtype == torch.float32 and out["b"].dtype == torch.float64
+    # same as the dense paper-style reference computed in float64 throughout
+    ref = ref_ties({k: v.double() for k, v in base.items()}, [{k: v.double() for k, v in ft.items()} for ft in fts],
+                   [1.0, 1.0], 0.3, trim="global")
+    assert max(float((out[k].double() - ref[k]).abs().max()) for k in base) <= 1e-6

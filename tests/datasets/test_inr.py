@@ -81,3 +81,14 @@ def test_batched_forward_equals_one_module_per_network() -> None:
 def test_bad_options() -> None:
     with pytest.raises(DatasetError):
         build("digits-inr", "/nonexistent-never-created", size=1, resolution=20)
+
+
+def test_oversized_build_is_a_typed_one_line_cli_error(tmp_path) -> None:
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    exe = Path(sys.executable).with_name("weightzoo")
+    res = subprocess.run([str(exe), "datasets", "build", "digits-inr", "--zoo", str(tmp_path / "z"), "--size", "5000"],
+                         capture_output=True, text=True, cwd="/")
+    assert res.returncode == 1 and "Traceback" not in res.stderr and "at most 1797" in res.stderr

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ..errors import AmbiguousModelError, ModelNotFoundError, WeightzooError
+from ..errors import AmbiguousModelError, ModelNotFoundError, SpecError, WeightzooError
 
 
 def add_zoo(parser: argparse.ArgumentParser, *, required: bool = False) -> None:
@@ -79,3 +79,14 @@ def resolve_model_ref(ref: str, zoo_dir: str | None) -> tuple[str, str]:
     if is_path:
         return ("path", ref)
     raise ModelNotFoundError(ref, zoo_dir)
+
+
+def load_spec_file(path: str) -> dict[str, Any]:
+    """An architecture spec (or HF config) from a JSON file; ``SpecError`` if unreadable or not an object."""
+    try:
+        spec = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as exc:
+        raise SpecError(f"cannot read spec {path}: {exc}") from exc
+    if not isinstance(spec, dict):
+        raise SpecError(f"{path}: a spec is a JSON object")
+    return spec

@@ -8,28 +8,17 @@ MODEL, or the ``config.json`` of a checkpoint folder.
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 from typing import Any
 
 from ..errors import SpecError
-from ._common import print_json, resolve_model_ref
-
-
-def _read_json(path: str) -> dict[str, Any]:
-    try:
-        obj = json.loads(Path(path).read_text())
-    except (OSError, ValueError) as exc:
-        raise SpecError(f"cannot read spec {path}: {exc}") from exc
-    if not isinstance(obj, dict):
-        raise SpecError(f"{path}: a spec is a JSON object")
-    return obj
+from ._common import load_spec_file, print_json, resolve_model_ref
 
 
 def _spec_of(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
     from ..zoo.arch import hf_spec
 
-    spec = _read_json(args.spec) if getattr(args, "spec", None) else None
+    spec = load_spec_file(args.spec) if getattr(args, "spec", None) else None
     kind, ref = resolve_model_ref(args.model, getattr(args, "zoo", None))
     if spec is not None:
         return ref, spec
@@ -45,7 +34,7 @@ def _spec_of(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
         raise SpecError(f"model {ref!r} has neither an architecture spec nor a config in the zoo; pass --spec SPEC.json")
     path = Path(ref)
     if path.is_file() and path.suffix == ".json":
-        obj = _read_json(ref)
+        obj = load_spec_file(ref)
         if "format" in obj:
             return ref, obj
         if obj.get("architectures"):  # a bare HF config.json

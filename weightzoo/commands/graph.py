@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import json
-from pathlib import Path
-from typing import Any
 
 from ..errors import SpecError, WeightzooError
-from ._common import add_json, add_zoo, print_json, resolve_model_ref
+from ._common import add_json, add_zoo, load_spec_file, print_json, resolve_model_ref
 
 KINDS = ("parameter", "compute")
 
@@ -33,16 +30,6 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.set_defaults(func=run)
 
 
-def _load_spec(path: str) -> dict[str, Any]:
-    try:
-        spec = json.loads(Path(path).read_text())
-    except (OSError, ValueError) as exc:
-        raise SpecError(f"cannot read spec {path}: {exc}") from exc
-    if not isinstance(spec, dict):
-        raise SpecError(f"{path}: a spec is a JSON object")
-    return spec
-
-
 def run(args: argparse.Namespace) -> int:
     from ..zoo.graphs import ParameterGraph
     from ..zoo.resolve import load_state_dict
@@ -56,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
         raise WeightzooError("--max-kernel takes one or two positive ints (K or KH KW)")
     max_kernel = None if args.max_kernel is None else (args.max_kernel[0], args.max_kernel[-1])
     kind, ref = resolve_model_ref(args.model, args.zoo)
-    spec = _load_spec(args.spec) if args.spec else None
+    spec = load_spec_file(args.spec) if args.spec else None
     if kind == "zoo":
         from ..zoo.store import Zoo
 

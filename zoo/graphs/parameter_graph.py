@@ -258,7 +258,7 @@ class ParameterGraph:
                                 "set tie_word_embeddings=false in the config")
             dtypes[alias] = dtypes[target]
         for st in layout.struct:
-            edge_attr[st.edge_start : st.edge_start + st.count, kh // 2, kw // 2] = 1
+            edge_attr[st.edge_start : st.edge_start + st.count, (kh - 1) // 2, (kw - 1) // 2] = 1  # the same pixel as a Linear weight
         covered = expected | set(aliases)
         return cls(layout, edge_attr=edge_attr.reshape(layout.num_edges, kh * kw), node_values=node_values,
                    max_kernel=mk, dtypes=dtypes, buffers=buffers, metadata=metadata, aliases=aliases,
@@ -401,7 +401,7 @@ class ParameterGraph:
         et, el = self.edge_type.tolist(), self.edge_layer.tolist()
         kernels = self.edge_attr.to(torch.float32).tolist()
         kh, kw = self.max_kernel
-        centre = (kh // 2) * kw + kw // 2
+        centre = ((kh - 1) // 2) * kw + (kw - 1) // 2  # where Linear weights and identities sit
         g.add_edges_from((s, d, {"type": t, "layer": lay, "weight": k[centre], "kernel": k})
                          for s, d, t, lay, k in zip(ei[0], ei[1], et, el, kernels))
         return g

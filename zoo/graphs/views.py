@@ -160,7 +160,7 @@ def _collect(layout: Layout, state_dict: Mapping[str, torch.Tensor], mk: tuple[i
         st = layout.struct[sti]
         src, dst = struct_edge_index(layout, st, local)
         attr = torch.zeros(len(local), kh * kw, dtype=torch.float64)
-        attr[:, (kh // 2) * kw + kw // 2] = 1
+        attr[:, ((kh - 1) // 2) * kw + (kw - 1) // 2] = 1
         parts.append((src, dst, attr, torch.full((len(local),), int(st.edge_type)),
                       torch.full((len(local),), layout.groups[st.dst_group].index), st.edge_start + local))
     if not parts:

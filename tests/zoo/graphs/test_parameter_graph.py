@@ -241,3 +241,20 @@ def test_import_does_not_pull_torch_geometric() -> None:
     code = "import sys, weightzoo.zoo.graphs, weightzoo.zoo.symmetry; print('torch_geometric' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd="/")
     assert out.stdout.strip() == "False"
+
+
+def test_even_window_keeps_linear_weights_and_identities_on_one_pixel() -> None:
+    import torch
+    from torch import nn
+
+    from weightzoo.zoo.arch import Residual
+
+    torch.manual_seed(0)
+    lin = nn.Sequential(nn.Linear(3, 2))
+    g = ParameterGraph.from_module(lin, max_kernel=(4, 4))
+    weights = sorted(d["weight"] for _, _, d in g.to_networkx().edges(data=True))
+    assert weights == sorted(lin[0].weight.detach().flatten().tolist())
+    res = nn.Sequential(nn.Linear(4, 4), Residual(nn.Sequential(nn.Linear(4, 4), nn.ReLU())))
+    gr = ParameterGraph.from_module(res, max_kernel=(4, 4))
+    nonzero = gr.edge_attr.reshape(gr.num_edges, -1).abs().sum(0).nonzero().flatten().tolist()
+    assert nonzero == [1 * 4 + 1]  # every edge, weight or identity, uses the same centre pixel
