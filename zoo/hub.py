@@ -319,13 +319,17 @@ class _Crawler:
             self.flush()
 
     def flush(self) -> None:
-        """Write the buffered records and edges: one transaction each per batch, not per model."""
-        if self.pending:
-            self.zoo.add_metadata_only_many(self.pending)
-            self.pending = []
+        """Write the buffered edges, then the records: one transaction each per batch, not per model.
+
+        Edges first: writing them again is harmless, while a record marks its repository done, so an edge
+        written after it could be lost for good by a crash in between (a rerun skips done repositories).
+        """
         if self.pending_edges:
             self.zoo.add_lineage_many(self.pending_edges)
             self.pending_edges = []
+        if self.pending:
+            self.zoo.add_metadata_only_many(self.pending)
+            self.pending = []
 
     def _ingest(self, o: _Outcome) -> None:
         from .formats import open_checkpoint

@@ -16,8 +16,9 @@ from typing import Any
 
 RELATIONS = ("finetune", "adapter", "merge", "quantized")
 
-# A Hub repo id: one or two path segments of letters, digits, '-', '_', '.'.
-_REPO_ID = re.compile(r"^[A-Za-z0-9][\w.\-]*(/[\w.\-]+)?$")
+# A Hub repo id (org/name: letters, digits, '-', '_', '.'), at most 96 characters per part as the Hub
+# allows; longer strings from a card are not repo ids and are not recorded.
+_REPO_ID = re.compile(r"^[A-Za-z0-9][\w.\-]{0,95}(/[\w.\-]{1,96})?$")
 
 
 @dataclass(frozen=True)

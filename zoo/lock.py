@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import threading
 import time
 from pathlib import Path
 
@@ -15,18 +16,30 @@ from ..errors import ZooBusyError
 
 
 class WriterLock:
-    """Re-entrant (within one object) exclusive lock; waits up to ``timeout`` seconds, then ZooBusyError."""
+    """Exclusive writer lock, re-entrant within one thread: other threads sharing the same ``Zoo`` wait
+    like other processes do (a thread must not, say, repair away a pack another thread is committing).
+    Waits up to ``timeout`` seconds, then raises ZooBusyError."""
 
     def __init__(self, zoo: Path, timeout: float = 30.0) -> None:
         self.path = zoo / ".lock"
         self.timeout = timeout
         self._fd: int | None = None
         self._depth = 0
+        self._thread_lock = threading.RLock()
 
     def acquire(self) -> None:
+        if not self._thread_lock.acquire(timeout=self.timeout if self.timeout > 0 else 0):
+            raise ZooBusyError(self.path.parent, "another thread of this process")
         if self._depth:
             self._depth += 1
             return
+        try:
+            self._acquire_file()
+        except BaseException:
+            self._thread_lock.release()
+            raise
+
+    def _acquire_file(self) -> None:
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         deadline = time.monotonic() + self.timeout
         delay = 0.01
@@ -54,6 +67,7 @@ class WriterLock:
             fcntl.flock(self._fd, fcntl.LOCK_UN)
             os.close(self._fd)
             self._fd = None
+        self._thread_lock.release()
 
     @property
     def held(self) -> bool:

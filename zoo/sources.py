@@ -32,10 +32,20 @@ class IngestItem:
     extra: dict[str, Any]
 
 
+_CHECKPOINT_SUFFIXES = (".safetensors.index.json", ".bin.index.json", ".pth.index.json", ".safetensors", ".bin",
+                        ".pt", ".pth", ".ckpt")
+
+
 def default_name(source: Any, ckpt: Checkpoint) -> str:
+    """A folder's name, or a file's name without its checkpoint suffix (``run.epoch2.pt`` → ``run.epoch2``)."""
     if isinstance(source, str | os.PathLike) or ckpt.path is not None:
         p = Path(source if isinstance(source, str | os.PathLike) else ckpt.path).resolve()  # type: ignore[arg-type]
-        return p.name if p.is_dir() else p.name.split(".")[0] or p.stem
+        if p.is_dir():
+            return p.name
+        for suffix in _CHECKPOINT_SUFFIXES:
+            if p.name.endswith(suffix) and len(p.name) > len(suffix):
+                return p.name[: -len(suffix)]
+        return p.stem or p.name
     return "module" if isinstance(source, torch.nn.Module) else "state_dict"
 
 

@@ -90,8 +90,18 @@ class Zoo:
             if p.is_dir() and any(x.name not in (PACKS, ".lock") for x in p.iterdir()):
                 raise ZooNotFoundError(p, "folder is not empty and holds no zoo; refusing to create one in it")
             (p / PACKS).mkdir(parents=True, exist_ok=True)
-        zoo = cls(p, lock_timeout=lock_timeout)
-        zoo._init_schema()
+        try:
+            zoo = cls(p, lock_timeout=lock_timeout)
+        except sqlite3.DatabaseError as exc:
+            raise ZooCorruptError(f"{catalog}: not a readable zoo catalogue: {exc}") from exc
+        try:
+            zoo._init_schema()
+        except sqlite3.DatabaseError as exc:
+            zoo.close()
+            raise ZooCorruptError(f"{catalog}: not a readable zoo catalogue: {exc}") from exc
+        except BaseException:
+            zoo.close()
+            raise
         return zoo
 
     def _init_schema(self) -> None:
@@ -135,12 +145,24 @@ class Zoo:
 
         def __enter__(self) -> sqlite3.Connection:
             self.zoo._db_lock.acquire()
-            self.zoo._conn.execute("BEGIN IMMEDIATE")
+            try:
+                self.zoo._conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as exc:
+                self.zoo._db_lock.release()
+                raise StorageError(f"{self.zoo.path}: cannot start a catalogue transaction: {exc}") from exc
             return self.zoo._conn
 
         def __exit__(self, exc_type: Any, *rest: object) -> None:
+            conn = self.zoo._conn
             try:
-                self.zoo._conn.execute("ROLLBACK" if exc_type else "COMMIT")
+                if exc_type is None:
+                    try:
+                        conn.execute("COMMIT")
+                    except sqlite3.Error as exc:
+                        conn.execute("ROLLBACK")
+                        raise StorageError(f"{self.zoo.path}: catalogue commit failed: {exc}") from exc
+                else:
+                    conn.execute("ROLLBACK")
             finally:
                 self.zoo._db_lock.release()
 
@@ -156,11 +178,13 @@ class Zoo:
         name, rev = split_ref(ref)
         if rev is None:
             rows = self._query(f"SELECT {MODEL_COLUMNS} FROM models WHERE name=? ORDER BY created_at DESC, id DESC LIMIT 1", (name,))
-        else:
-            rows = self._query(f"SELECT {MODEL_COLUMNS} FROM models WHERE name=? AND (revision=? OR revision LIKE ?) "
-                               "ORDER BY created_at DESC LIMIT 2", (name, rev, rev + "%"))
-            if len(rows) > 1 and rows[0][2] != rev:
-                raise ZooError(f"revision prefix {rev!r} of {name!r} is ambiguous")
+        else:  # an exact revision first; else a unique, case-sensitive prefix (no LIKE wildcards)
+            rows = self._query(f"SELECT {MODEL_COLUMNS} FROM models WHERE name=? AND revision=?", (name, rev))
+            if not rows:
+                rows = self._query(f"SELECT {MODEL_COLUMNS} FROM models WHERE name=? AND "
+                                   "substr(revision, 1, length(?)) = ? LIMIT 2", (name, rev, rev))
+                if len(rows) > 1:
+                    raise ZooError(f"revision prefix {rev!r} of {name!r} is ambiguous")
         if not rows:
             raise ModelNotFoundError(ref, self.path)
         return rows[0]
@@ -221,7 +245,9 @@ class Zoo:
 
     def tensors(self, ref: str) -> list[TensorRecord]:
         """The tensor table of a model, in checkpoint order."""
-        mid = self._model_id(ref)
+        return self._tensors_of(self._model_id(ref))
+
+    def _tensors_of(self, mid: int) -> list[TensorRecord]:
         rows = self._query("SELECT name, dtype, shape, numel, hash, nan_count, inf_count FROM tensors "
                            "WHERE model_id=? ORDER BY idx", (mid,))
         return [tensor_from_row(r) for r in rows]
@@ -229,7 +255,9 @@ class Zoo:
     # --- reads -------------------------------------------------------------------------------------
     def tensor(self, ref: str, name: str) -> torch.Tensor:
         """One tensor of a model, read from its pack (touches one dataset), with its true dtype."""
-        mid = self._model_id(ref)
+        return self._tensor_of(self._model_id(ref), ref, name)
+
+    def _tensor_of(self, mid: int, ref: str, name: str) -> torch.Tensor:
         rows = self._query("SELECT t.dtype, t.shape, t.hash, b.pack, b.dataset, b.offset FROM tensors t "
                            "LEFT JOIN blobs b ON b.hash = t.hash WHERE t.model_id=? AND t.name=?", (mid, name))
         if not rows:
@@ -243,7 +271,10 @@ class Zoo:
 
     def state_dict(self, ref: str) -> Mapping[str, torch.Tensor]:
         """A lazy mapping name → tensor over a model; each access reads one tensor. ``dict(...)`` loads all."""
-        return _ZooStateDict(self, self.model(ref).ref, [t.name for t in self.tensors(ref)])
+        rec = self.model(ref)
+        # Pinned to the catalogue row, not the name: a later revision of the same name (which the bare
+        # name would then mean) must not change what this mapping reads.
+        return _ZooStateDict(self, self._model_id(rec.ref), rec.ref, [t.name for t in self.tensors(rec.ref)])
 
     def module(self, ref: str) -> torch.nn.Module:
         """The stored model rebuilt as an ``nn.Module`` from its architecture spec, with its weights."""
@@ -591,13 +622,13 @@ def _digest(model: str, info: TensorInfo, data: memoryview) -> tuple[str, int, i
 
 
 class _ZooStateDict(Mapping[str, torch.Tensor]):
-    def __init__(self, zoo: Zoo, ref: str, names: list[str]) -> None:
-        self._zoo, self._ref, self._names, self._set = zoo, ref, names, set(names)
+    def __init__(self, zoo: Zoo, model_id: int, ref: str, names: list[str]) -> None:
+        self._zoo, self._id, self._ref, self._names, self._set = zoo, model_id, ref, names, set(names)
 
     def __getitem__(self, key: str) -> torch.Tensor:
         if key not in self._set:
             raise KeyError(key)
-        return self._zoo.tensor(self._ref, key)
+        return self._zoo._tensor_of(self._id, self._ref, key)
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._names)
@@ -613,7 +644,7 @@ class _ZooStateDict(Mapping[str, torch.Tensor]):
 
     def tensor_infos(self) -> list[TensorInfo]:
         """The tensor table without reading any bytes (used by streaming writers)."""
-        return [TensorInfo(t.name, t.dtype, t.shape) for t in self._zoo.tensors(self._ref)]
+        return [TensorInfo(t.name, t.dtype, t.shape) for t in self._zoo._tensors_of(self._id)]
 
 
 __all__ = ["ModelRecord", "TensorRecord", "VerifyReport", "Zoo"]

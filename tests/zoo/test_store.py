@@ -20,6 +20,7 @@ from weightzoo.errors import (
     SpecError,
     TensorNotFoundError,
     ZooBusyError,
+    ZooCorruptError,
     ZooError,
     ZooNotFoundError,
 )
@@ -319,4 +320,42 @@ def test_older_catalogue_schema_is_refused_clearly(tmp_path: Path) -> None:
     con.commit()
     con.close()
     with pytest.raises(ZooError, match="pre-release"):
+        Zoo.open(tmp_path / "z")
+
+
+def test_review_regressions_revisions_names_threads(tmp_path: Path) -> None:
+    import threading
+
+    with Zoo.open(tmp_path / "z") as zoo:
+        # a lazy state dict stays on its entry when a later revision of the same name arrives
+        zoo.ingest({"w": torch.zeros(2)}, name="m")
+        sd = zoo.state_dict("m")
+        zoo.ingest({"w": torch.ones(2)}, name="m", revision="r2")
+        assert torch.equal(sd["w"], torch.zeros(2))
+        # an exact revision wins over a longer one it prefixes; prefixes are case-sensitive, no wildcards
+        zoo.ingest({"w": torch.full((2,), 3.0)}, name="n", revision="abc")
+        zoo.ingest({"w": torch.full((2,), 4.0)}, name="n", revision="abcdef")
+        assert torch.equal(zoo.tensor("n@abc", "w"), torch.full((2,), 3.0))
+        zoo.ingest({"w": torch.zeros(1)}, name="k", revision="v1_0")
+        assert zoo.has_model("k@v1_") and not zoo.has_model("k@V1") and not zoo.has_model("k@v%")
+        # default names keep everything but the checkpoint suffix
+        for e in (1, 2):
+            save_file({"w": torch.full((1,), float(e))}, tmp_path / f"run.epoch{e}.safetensors")
+            assert zoo.ingest(tmp_path / f"run.epoch{e}.safetensors").name == f"run.epoch{e}"
+        # threads sharing one Zoo take the writer lock in turn
+        zoo._writer.acquire()
+        got: list[str] = []
+        t = threading.Thread(target=lambda: got.append(zoo.ingest({"w": torch.zeros(1)}, name="from-thread").name))
+        t.start()
+        t.join(0.3)
+        assert t.is_alive() and not got  # waits for the lock another thread holds
+        zoo._writer.release()
+        t.join(10)
+        assert got == ["from-thread"]
+
+
+def test_corrupt_catalogue_is_a_typed_error(tmp_path: Path) -> None:
+    (tmp_path / "z" / "packs").mkdir(parents=True)
+    (tmp_path / "z" / "catalog.sqlite").write_bytes(b"this is not a database" * 100)
+    with pytest.raises(ZooCorruptError):
         Zoo.open(tmp_path / "z")

@@ -46,6 +46,7 @@ CASES: dict[str, tuple[Callable[[Path], Path], type[Exception]]] = {
     "index-symlink": (lambda d: attacks.write_index_escape(d, "symlink", d.parent / "outside"), UnsafeCheckpointError),
     "weights-symlink": (lambda d: attacks.write_symlinked_weights(d, d.parent / "outside"), UnsafeCheckpointError),
     "no-weights": (attacks.write_no_weights, NoWeightsError),
+    "expanded-view-memory-bomb": (attacks.write_expanded_view, UnsafeCheckpointError),
 }
 
 

@@ -145,7 +145,7 @@ def _show(args: argparse.Namespace) -> int:
     with _open(args) as zoo:
         rec = zoo.model(args.model)
         tensors = zoo.tensors(args.model)
-        lineage = zoo.lineage(rec.ref, depth=1)
+        lineage = zoo.lineage(rec.name, depth=1)  # edges are recorded between names (repo ids)
     if args.json:
         d = rec.to_dict()
         d["tensors"] = [dict(name=t.name, dtype=t.dtype, shape=list(t.shape), hash=t.hash,

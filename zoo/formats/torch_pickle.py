@@ -150,8 +150,25 @@ def load_torch_file(path: str | os.PathLike[str], fmt: str, *, max_legacy_bytes:
     else:
         raise UnsupportedFormatError(p, f"not a torch checkpoint format: {fmt}")
     tensors, metadata = select_tensors(obj, p)
+    for name, t in tensors.items():
+        _check_not_expanded(p, name, t)
     return TensorDictCheckpoint(tensors, path=p, format=TORCH_ZIP if fmt == TORCH_ZIP else TORCH_LEGACY,
                                 metadata=metadata)
+
+
+def _check_not_expanded(path: Path, name: str, t: torch.Tensor) -> None:
+    """Refuse a tensor that declares more bytes than its storage holds.
+
+    ``weights_only`` rebuilds tensors with whatever size and strides the pickle declares: a 1.5 KB file can
+    declare a stride-0 view of 2^40 elements over a one-element storage, which storing (making it
+    contiguous) would allocate in full. A real checkpoint never needs that (tied weights and views such as
+    ``position_ids`` stay within their storage).
+    """
+    declared = t.numel() * t.element_size()
+    available = t.untyped_storage().nbytes() - t.storage_offset() * t.element_size()
+    if declared > max(available, 0):
+        raise UnsafeCheckpointError(path, f"declares {declared} bytes over a storage of {available} bytes "
+                                    "(an expanded view: materialising it could exhaust memory)", tensor=name)
 
 
 # --- what the pickle holds -------------------------------------------------------------------------------

@@ -43,11 +43,11 @@ def parse_size(text: str | int) -> int:
         if s.endswith(unit):
             try:
                 return int(float(s[: -len(unit)]) * mult)
-            except ValueError:
+            except (ValueError, OverflowError):  # "inf", "1e400GB"
                 break
     try:
         return int(float(s))
-    except ValueError:
+    except (ValueError, OverflowError):
         raise InvalidOptionError(f"cannot read a size from {text!r} (use e.g. 5GB, 500MiB or a number of bytes)") from None
 
 
@@ -116,6 +116,9 @@ def write_sharded(folder: str | os.PathLike[str], infos: Sequence[TensorInfo], g
     n = len(shards)
     files: list[Path] = []
     weight_map: dict[str, str] = {}
+    # Shards replace files of the same name one by one: drop an old index first, so a failure half-way
+    # leaves no index that would stitch new shards to old ones.
+    (out / f"{prefix}.safetensors.index.json").unlink(missing_ok=True)
     for i, shard in enumerate(shards, 1):
         fname = f"{prefix}-{i:05d}-of-{n:05d}.safetensors"
         files.append(write_safetensors(out / fname, shard, get_bytes, metadata))

@@ -179,3 +179,23 @@ def test_our_writer_output_passes_our_reader(sd: dict[str, torch.Tensor]) -> Non
         _check(Path(d) / "one.safetensors", sd, "safetensors")
         save_state_dict(sd, Path(d) / "shards", max_shard_bytes=16)
         _check(Path(d) / "shards", sd, "safetensors-sharded")
+
+
+def test_failed_sharded_rewrite_leaves_no_mixed_checkpoint(tmp_path) -> None:
+    import torch
+
+    from weightzoo.zoo.formats import TensorInfo
+    from weightzoo.zoo.formats.writer import write_sharded
+
+    infos = [TensorInfo("a", "F32", (4,)), TensorInfo("b", "F32", (4,))]
+    old = {n: torch.zeros(4) for n in "ab"}
+    write_sharded(tmp_path, infos, lambda n: old[n].numpy().tobytes(), max_shard_bytes=16)
+
+    def failing(name: str) -> bytes:
+        if name == "b":
+            raise OSError("disk went away")
+        return torch.ones(4).numpy().tobytes()
+
+    with pytest.raises(OSError):
+        write_sharded(tmp_path, infos, failing, max_shard_bytes=16)
+    assert not (tmp_path / "model.safetensors.index.json").exists()  # no index stitching new a to old b

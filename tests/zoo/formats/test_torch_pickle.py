@@ -183,3 +183,20 @@ def test_unreadable_pickle_contents(tmp_path: Path, obj: object, exc: type[Excep
     p = tmp_path / "x.pt"
     torch.save(obj, p)
     _raises_exactly(exc, p, match)
+
+
+def test_expanded_view_is_refused_before_allocating(attacks, tmp_path) -> None:
+    import torch
+
+    from weightzoo.errors import UnsafeCheckpointError
+    from weightzoo.zoo.formats import open_checkpoint
+
+    path = attacks.write_expanded_view(tmp_path)
+    assert path.stat().st_size < 4096
+    with pytest.raises(UnsafeCheckpointError, match="expanded view"):
+        open_checkpoint(path)
+    # tied weights and in-bounds views still read
+    w = torch.randn(4, 3)
+    torch.save({"a": w, "b": w, "pos": torch.arange(6).reshape(1, 6)}, tmp_path / "tied.pt")
+    with open_checkpoint(tmp_path / "tied.pt") as ckpt:
+        assert torch.equal(ckpt.read("b"), w)

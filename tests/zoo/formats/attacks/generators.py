@@ -270,3 +270,11 @@ def write_no_weights(folder: Path) -> Path:
     (snap / "tokenizer.json").write_text("{}")
     (snap / "training_args.bin").write_bytes(b"\x80\x02}q\x00.")
     return snap
+
+
+def write_expanded_view(folder: Path, elements: int = 1 << 40) -> Path:
+    """A ~1.5 KB torch checkpoint declaring a stride-0 view of ``elements`` floats over one float of storage:
+    storing it contiguously would allocate ``4 * elements`` bytes."""
+    p = folder / "expanded.pt"
+    torch.save({"w": torch.zeros(1).expand(elements)}, p)
+    return p
