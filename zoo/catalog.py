@@ -9,11 +9,15 @@ from __future__ import annotations
 import json
 import re
 import sqlite3
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import InvalidNameError
+
+if TYPE_CHECKING:
+    from .formats.base import TensorInfo
 
 SCHEMA_VERSION = 2  # 2: small blobs in byte segments (blobs.dataset, blobs.offset)
 
@@ -166,4 +170,21 @@ def tensor_from_row(row: tuple[Any, ...]) -> TensorRecord:
                         nan_count=nan, inf_count=inf)
 
 
-__all__ = ["ModelRecord", "TensorRecord", "check_name", "connect", "split_ref"]
+def insert_model(c: sqlite3.Connection, row: dict[str, Any], tensors: list[tuple[TensorInfo, str | None, int | None,
+                  int | None]], metadata: Mapping[str, Any]) -> None:
+    """Insert one model row with its tensor table ``(info, hash, nan, inf)`` and metadata (inside a transaction)."""
+    spec, config = row.pop("spec"), row.pop("config")
+    row.update(spec=json.dumps(dict(spec), sort_keys=True) if spec is not None else None,
+               config=json.dumps(dict(config), sort_keys=True) if config is not None else None,
+               tags=json.dumps(list(row["tags"])), parameter_count=sum(i.numel for i, *_ in tensors),
+               nbytes=sum(i.nbytes for i, *_ in tensors))
+    cols = ", ".join(row)
+    mid = c.execute(f"INSERT INTO models ({cols}) VALUES ({', '.join('?' * len(row))})", tuple(row.values())).lastrowid
+    c.executemany("INSERT INTO tensors VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                  [(mid, k, i.name, i.dtype, json.dumps(list(i.shape)), i.numel, h, n, f)
+                   for k, (i, h, n, f) in enumerate(tensors)])
+    c.executemany("INSERT INTO metadata VALUES (?, ?, ?)",
+                  [(mid, k, json.dumps(v, sort_keys=True)) for k, v in metadata.items()])
+
+
+__all__ = ["ModelRecord", "TensorRecord", "check_name", "connect", "insert_model", "split_ref"]

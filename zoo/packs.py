@@ -25,7 +25,8 @@ import numpy as np
 import torch
 
 from ..errors import StorageError, ZooCorruptError
-from .dtypes import dtype_from_code, tensor_from_bytes
+from .dtypes import count_nonfinite, dtype_from_code, tensor_from_bytes
+from .formats.base import TensorInfo
 
 TMP_PREFIX = ".tmp-"
 # Start writing dirty pages back after this many bytes, in a background thread, so the final fsync
@@ -46,6 +47,13 @@ def blob_hash(code: str, shape: tuple[int, ...], data: memoryview | bytes | np.n
     h.update(f"{code}|{','.join(map(str, shape))}|".encode())
     h.update(data)  # type: ignore[arg-type]  # numpy arrays are buffers
     return h.hexdigest()
+
+
+def digest_tensor(model: str, info: TensorInfo, data: memoryview) -> tuple[str, int, int]:
+    """Content hash and NaN/Inf counts of one tensor's bytes (checked against its declared size)."""
+    if len(data) != info.nbytes:
+        raise StorageError(f"{model}: tensor {info.name!r} read {len(data)} bytes, expected {info.nbytes}")
+    return (blob_hash(info.dtype, info.shape, data), *count_nonfinite(data, info.dtype))
 
 
 def fsync_dir(path: Path) -> None:
@@ -283,4 +291,4 @@ class PackReader:
             self._open.clear()
 
 
-__all__ = ["PACK_SUFFIX", "SMALL_BLOB", "TMP_PREFIX", "BlobLocation", "PackReader", "PackWriter", "blob_hash", "fsync_dir"]
+__all__ = ["digest_tensor", "PACK_SUFFIX", "SMALL_BLOB", "TMP_PREFIX", "BlobLocation", "PackReader", "PackWriter", "blob_hash", "fsync_dir"]

@@ -42,15 +42,15 @@ from .catalog import (
     TensorRecord,
     check_name,
     connect,
+    insert_model,
     model_from_row,
     split_ref,
     tensor_from_row,
 )
-from .dtypes import count_nonfinite
 from .formats.base import Checkpoint, TensorInfo
 from .lock import WriterLock
 from .maintenance import VerifyReport, collect_garbage, verify_zoo
-from .packs import BlobLocation, PackReader, PackWriter, blob_hash
+from .packs import BlobLocation, PackReader, PackWriter, digest_tensor
 from .sources import IngestItem as _Item
 from .sources import check_json as _check_json
 from .sources import default_name as _default_name
@@ -372,7 +372,7 @@ class Zoo:
         def fetch(i: int) -> tuple[memoryview, Future[tuple[str, int, int]]]:
             k, info = stream[i]
             data = items[k].ckpt.read_bytes(info.name)
-            return data, pool.submit(_digest, items[k].name, info, data)
+            return data, pool.submit(digest_tensor, items[k].name, info, data)
 
         try:
             ahead = fetch(0) if stream else None
@@ -426,24 +426,15 @@ class Zoo:
                     c.execute("DELETE FROM models WHERE name=? AND revision=?", (it.name, it.revision or ""))
                     ck = it.ckpt
                     tags = it.extra.get("tags") or []
-                    cur = c.execute(
-                        "INSERT INTO models (name, revision, source, format, repo_id, spec, config, library, model_type, "
-                        "architecture, parameter_count, nbytes, license, tags, ingested, nonfinite_tensors, created_at) "
-                        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?)",
-                        (it.name, it.revision or "", it.source, ck.format, it.extra.get("repo_id"),
-                         json.dumps(it.spec, sort_keys=True) if it.spec is not None else None,
-                         json.dumps(ck.config, sort_keys=True) if ck.config is not None else None,
-                         it.extra.get("library") or _library_of(ck), it.extra.get("model_type") or ck.model_type,
-                         it.extra.get("architecture") or ck.architecture,
-                         sum(i.numel for i, *_ in rows), sum(i.nbytes for i, *_ in rows), it.extra.get("license"),
-                         json.dumps(list(tags)), sum(1 for _, _, n, f in rows if n or f), now),
-                    )
-                    mid = cur.lastrowid
-                    c.executemany("INSERT INTO tensors VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                                  [(mid, k, i.name, i.dtype, json.dumps(list(i.shape)), i.numel, h, n, f)
-                                   for k, (i, h, n, f) in enumerate(rows)])
-                    c.executemany("INSERT INTO metadata VALUES (?, ?, ?)",
-                                  [(mid, k, json.dumps(v, sort_keys=True)) for k, v in it.metadata.items()])
+                    insert_model(
+                        c, dict(name=it.name, revision=it.revision or "", source=it.source, format=ck.format,
+                                repo_id=it.extra.get("repo_id"), spec=it.spec, config=ck.config,
+                                library=it.extra.get("library") or _library_of(ck),
+                                model_type=it.extra.get("model_type") or ck.model_type,
+                                architecture=it.extra.get("architecture") or ck.architecture,
+                                license=it.extra.get("license"), tags=tags, ingested=1,
+                                nonfinite_tensors=sum(1 for _, _, n, f in rows if n or f), created_at=now),
+                        [(i, h, n, f) for i, h, n, f in rows], it.metadata)
                     refs.append(f"{it.name}@{it.revision}" if it.revision else it.name)
         except sqlite3.OperationalError as exc:
             raise StorageError(f"{self.path}: catalogue write failed: {exc}") from exc
@@ -483,24 +474,15 @@ class Zoo:
                 for name, rev, infos, md, cfg, spec, _, fields in rows_in:
                     archs = (cfg or {}).get("architectures")
                     c.execute("DELETE FROM models WHERE name=? AND revision=?", (name, rev))
-                    cur = c.execute(
-                        "INSERT INTO models (name, revision, source, format, repo_id, spec, config, library, model_type, "
-                        "architecture, parameter_count, nbytes, license, tags, ingested, nonfinite_tensors, created_at) "
-                        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, 0, ?)",
-                        (name, rev, fields.get("source"), fields.get("format"), fields.get("repo_id"),
-                         json.dumps(dict(spec), sort_keys=True) if spec is not None else None,
-                         json.dumps(cfg, sort_keys=True) if cfg is not None else None,
-                         fields.get("library"), fields.get("model_type") or (cfg or {}).get("model_type"),
-                         fields.get("architecture") or (archs[0] if isinstance(archs, list) and archs else None),
-                         sum(i.numel for i in infos), sum(i.nbytes for i in infos), fields.get("license"),
-                         json.dumps(list(fields.get("tags") or [])), now),
-                    )
-                    mid = cur.lastrowid
-                    c.executemany("INSERT INTO tensors VALUES (?, ?, ?, ?, ?, ?, NULL, NULL, NULL)",
-                                  [(mid, k, i.name, i.dtype, json.dumps(list(i.shape)), i.numel)
-                                   for k, i in enumerate(infos)])
-                    c.executemany("INSERT INTO metadata VALUES (?, ?, ?)",
-                                  [(mid, k, json.dumps(v, sort_keys=True)) for k, v in md.items()])
+                    insert_model(
+                        c, dict(name=name, revision=rev, source=fields.get("source"), format=fields.get("format"),
+                                repo_id=fields.get("repo_id"), spec=spec, config=cfg, library=fields.get("library"),
+                                model_type=fields.get("model_type") or (cfg or {}).get("model_type"),
+                                architecture=fields.get("architecture") or (
+                                    archs[0] if isinstance(archs, list) and archs else None),
+                                license=fields.get("license"), tags=fields.get("tags") or [], ingested=0,
+                                nonfinite_tensors=0, created_at=now),
+                        [(i, None, None, None) for i in infos], md)
         return [self.model(f"{name}@{rev}" if rev else name) for name, rev, *_ in rows_in]
 
     # --- writes: metadata, lineage, crawl state ----------------------------------------------------
@@ -612,13 +594,6 @@ class Zoo:
         (n_packs,), = self._query("SELECT COUNT(*) FROM packs")
         return {"models": n_models, "ingested": n_ingested, "metadata_only": n_models - n_ingested,
                 "blobs": n_blobs, "packs": n_packs, "logical_bytes": logical, "stored_bytes": stored}
-
-
-def _digest(model: str, info: TensorInfo, data: memoryview) -> tuple[str, int, int]:
-    """Content hash and NaN/Inf counts of one tensor's bytes (checked against its declared size)."""
-    if len(data) != info.nbytes:
-        raise StorageError(f"{model}: tensor {info.name!r} read {len(data)} bytes, expected {info.nbytes}")
-    return (blob_hash(info.dtype, info.shape, data), *count_nonfinite(data, info.dtype))
 
 
 class _ZooStateDict(Mapping[str, torch.Tensor]):
