@@ -24,6 +24,7 @@ import json
 import math
 import os
 import re
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -216,14 +217,15 @@ def match_models(
 # --- the task vector ----------------------------------------------------------------------------------
 
 
-class _Delta:
+class _Delta(ABC):
     """A primitive lazy difference: ``shapes`` says which tensors it has, ``get`` computes one in fp32/64
     and returns a tensor the caller owns (may modify in place)."""
 
     shapes: dict[str, tuple[int, ...]]
 
-    def get(self, name: str) -> torch.Tensor:  # pragma: no cover - interface
-        raise NotImplementedError
+    @abstractmethod
+    def get(self, name: str) -> torch.Tensor:
+        """One tensor of the difference."""
 
 
 class _Diff(_Delta):
