@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from ..errors import AmbiguousModelError, ModelNotFoundError
+from ..errors import AmbiguousModelError, ModelNotFoundError, NoWeightsError
 
 if TYPE_CHECKING:
     from .store import Zoo
@@ -25,6 +25,29 @@ def _as_zoo(zoo: Zoo | str | os.PathLike[str] | None) -> Zoo | None:
     from .store import Zoo
 
     return zoo if isinstance(zoo, Zoo) else Zoo.open(zoo, create=False)
+
+
+def classify_ref(ref: str, zoo: Zoo | None, *, explicit_path: bool = False) -> str:
+    """The one rule for a MODEL reference: ``"path"`` (a checkpoint on disk) or ``"zoo"`` (a model name).
+
+    A reference starting with ``./``, ``../`` or ``/`` (or ``explicit_path``) is always a path. A string that
+    is both an existing path and a model in ``zoo`` raises :class:`~weightzoo.errors.AmbiguousModelError`;
+    a name found nowhere raises :class:`~weightzoo.errors.ModelNotFoundError` (with a zoo) or
+    :class:`~weightzoo.errors.NoWeightsError` (a ``FileNotFoundError``, without one).
+    """
+    explicit = explicit_path or ref.startswith(("./", "../", "/"))
+    is_path = os.path.exists(ref)
+    in_zoo = not explicit and zoo is not None and zoo.has_model(ref)
+    if in_zoo and is_path:
+        raise AmbiguousModelError(ref)
+    if in_zoo:
+        return "zoo"
+    if is_path:
+        return "path"
+    if zoo is not None and not explicit:
+        raise ModelNotFoundError(ref, zoo.path)
+    hint = "" if zoo is not None or explicit else " (pass --zoo DIR for a zoo model)"
+    raise NoWeightsError(ref, "no such file or folder" + hint)
 
 
 def load_state_dict(source: Any, *, zoo: Zoo | str | os.PathLike[str] | None = None) -> Mapping[str, torch.Tensor]:
@@ -49,19 +72,11 @@ def load_state_dict(source: Any, *, zoo: Zoo | str | os.PathLike[str] | None = N
     if not isinstance(source, str | os.PathLike):
         raise TypeError(f"cannot read weights from a {type(source).__name__}")
     ref = os.fspath(source)
-    explicit_path = isinstance(source, Path) or ref.startswith(("./", "../", "/"))
-    z = None if explicit_path else _as_zoo(zoo)
-    in_zoo = z is not None and z.has_model(ref)
-    if in_zoo and os.path.exists(ref):
-        raise AmbiguousModelError(ref)
-    if in_zoo:
-        assert z is not None
+    explicit = isinstance(source, Path) or ref.startswith(("./", "../", "/"))
+    z = None if explicit else _as_zoo(zoo)  # an explicit path never needs the catalogue
+    if classify_ref(ref, z, explicit_path=explicit) == "zoo" and z is not None:
         return z.state_dict(ref)
-    if os.path.exists(ref):
-        return open_checkpoint(ref).state_dict()
-    if z is not None:
-        raise ModelNotFoundError(ref, z.path)
-    raise FileNotFoundError(f"no such checkpoint: {ref}")
+    return open_checkpoint(ref).state_dict()
 
 
-__all__ = ["load_state_dict"]
+__all__ = ["classify_ref", "load_state_dict"]

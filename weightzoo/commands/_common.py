@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ..errors import AmbiguousModelError, ModelNotFoundError, SpecError, WeightzooError
+from ..errors import SpecError, WeightzooError
 
 
 def add_zoo(parser: argparse.ArgumentParser, *, required: bool = False) -> None:
@@ -53,32 +53,16 @@ def require_zoo(args: argparse.Namespace) -> str:
 
 
 def resolve_model_ref(ref: str, zoo_dir: str | None) -> tuple[str, str]:
-    """Decide whether a MODEL argument is a checkpoint path or a zoo model name.
+    """Decide whether a MODEL argument is a checkpoint path or a zoo model name: ``("path", path)`` or
+    ``("zoo", name)``, by :func:`weightzoo.zoo.resolve.classify_ref` (``./path`` always means the path)."""
+    from ..zoo.resolve import classify_ref
 
-    Returns ``("path", path)`` or ``("zoo", name)``. A string that is both an existing path and a model
-    in the zoo raises :class:`AmbiguousModelError` (write ``./path`` or drop ``--zoo``); a string that
-    starts with ``./``, ``../`` or ``/`` is always a path.
-    """
-    explicit_path = ref.startswith(("./", "../", "/")) or ref.startswith(os.sep)
-    is_path = os.path.exists(ref)
-    if explicit_path or zoo_dir is None:
-        if not is_path:
-            raise WeightzooError(f"no such file or folder: {ref}" + ("" if zoo_dir else " (pass --zoo DIR for a zoo model)"))
-        return ("path", ref)
+    if zoo_dir is None or ref.startswith(("./", "../", "/")):
+        return (classify_ref(ref, None), ref)
     from ..zoo.store import Zoo
 
-    zoo = Zoo.open(zoo_dir, create=False)
-    try:
-        in_zoo = zoo.has_model(ref)
-    finally:
-        zoo.close()
-    if in_zoo and is_path:
-        raise AmbiguousModelError(ref)
-    if in_zoo:
-        return ("zoo", ref)
-    if is_path:
-        return ("path", ref)
-    raise ModelNotFoundError(ref, zoo_dir)
+    with Zoo.open(zoo_dir, create=False) as zoo:
+        return (classify_ref(ref, zoo), ref)
 
 
 def load_spec_file(path: str) -> dict[str, Any]:
