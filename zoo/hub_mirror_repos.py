@@ -255,19 +255,17 @@ class _ZooSafetensors:
 
     def __init__(self, zoo: Any, ref: str, lock: threading.Lock) -> None:
         from .dtypes import tensor_bytes
+        from .formats import TensorInfo
+        from .formats.writer import safetensors_header
 
         self._zoo, self._ref, self._lock, self._tensor_bytes = zoo, ref, lock, tensor_bytes
-        header: dict[str, Any] = {}
+        infos = [TensorInfo(t.name, t.dtype, t.shape) for t in zoo.tensors(ref)]
         self._spans: list[tuple[int, int, str]] = []
         offset = 0
-        for t in zoo.tensors(ref):
-            n = t.numel * _itemsize(t.dtype)
-            header[t.name] = {"dtype": t.dtype, "shape": list(t.shape), "data_offsets": [offset, offset + n]}
-            self._spans.append((offset, offset + n, t.name))
-            offset += n
-        raw = json.dumps(header, separators=(",", ":")).encode()
-        raw += b" " * (-len(raw) % 8)
-        self._head = len(raw).to_bytes(8, "little") + raw
+        for info in infos:
+            self._spans.append((offset, offset + info.nbytes, info.name))
+            offset += info.nbytes
+        self._head = safetensors_header(infos)
         self.size = len(self._head) + offset
         self._cache: tuple[str, bytes] | None = None
 
@@ -286,12 +284,6 @@ class _ZooSafetensors:
                 self._cache = (name, data)
             out += self._cache[1][lo - base - b:hi - base - b]
         return bytes(out)
-
-
-def _itemsize(code: str) -> int:
-    from .dtypes import dtype_from_code
-
-    return dtype_from_code(code).itemsize
 
 
 def _zoo_card(rec: Any, parents: list[tuple[str, str]]) -> bytes:

@@ -51,11 +51,9 @@ def parse_size(text: str | int) -> int:
         raise InvalidOptionError(f"cannot read a size from {text!r} (use e.g. 5GB, 500MiB or a number of bytes)") from None
 
 
-def write_safetensors(path: str | os.PathLike[str], infos: Sequence[TensorInfo], get_bytes: BytesFn,
-                      metadata: Mapping[str, str] | None = None) -> Path:
-    """Write tensors ``infos`` (bytes from ``get_bytes(name)``, called once each, in order) to one
-    safetensors file, atomically (temp file, fsync, rename, fsync of the folder)."""
-    out = Path(path)
+def safetensors_header(infos: Sequence[TensorInfo], metadata: Mapping[str, str] | None = None) -> bytes:
+    """The first bytes of a safetensors file holding ``infos`` in order: u64 length + JSON header, padded
+    with spaces so the data section starts 8-byte aligned; tensor ``i`` then sits at the running offset."""
     header: dict[str, object] = {}
     if metadata:
         header["__metadata__"] = {str(k): str(v) for k, v in metadata.items()}
@@ -64,7 +62,16 @@ def write_safetensors(path: str | os.PathLike[str], infos: Sequence[TensorInfo],
         header[info.name] = {"dtype": info.dtype, "shape": list(info.shape), "data_offsets": [offset, offset + info.nbytes]}
         offset += info.nbytes
     raw = json.dumps(header, separators=(",", ":")).encode()
-    raw += b" " * (-len(raw) % 8)  # the format aligns the data section to 8 bytes
+    raw += b" " * (-len(raw) % 8)
+    return len(raw).to_bytes(8, "little") + raw
+
+
+def write_safetensors(path: str | os.PathLike[str], infos: Sequence[TensorInfo], get_bytes: BytesFn,
+                      metadata: Mapping[str, str] | None = None) -> Path:
+    """Write tensors ``infos`` (bytes from ``get_bytes(name)``, called once each, in order) to one
+    safetensors file, atomically (temp file, fsync, rename, fsync of the folder)."""
+    out = Path(path)
+    head = safetensors_header(infos, metadata)
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
@@ -72,8 +79,7 @@ def write_safetensors(path: str | os.PathLike[str], infos: Sequence[TensorInfo],
         raise StorageError(f"cannot write {out}: {exc}") from exc
     try:
         with os.fdopen(fd, "wb") as f:
-            f.write(len(raw).to_bytes(8, "little"))
-            f.write(raw)
+            f.write(head)
             for info in infos:
                 data = get_bytes(info.name)
                 if len(data) != info.nbytes:
@@ -206,4 +212,4 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
-__all__ = ["parse_size", "save_state_dict", "write_safetensors", "write_sharded"]
+__all__ = ["safetensors_header", "parse_size", "save_state_dict", "write_safetensors", "write_sharded"]
