@@ -25,7 +25,8 @@ from typing import Any
 
 import torch
 
-from ..errors import ShapeMismatchError, WeightzooError
+from weightzoo.errors import ShapeMismatchError, WeightzooError
+
 from .task_vectors import TaskVector, TensorSpec, open_source, tensor_specs
 
 LossFn = Callable[[dict[str, torch.Tensor], Any], torch.Tensor]

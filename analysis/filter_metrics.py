@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..errors import FilterAnalysisError
+from weightzoo.errors import FilterAnalysisError
 
 #: Default ε of the sparsity test: a kernel is sparse when all its |w| < ε·max|W_layer| (CNN Filter DB).
 SPARSITY_EPS = 0.01

@@ -14,7 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import FilterAnalysisError
+from weightzoo.errors import FilterAnalysisError
+
 from .filter_metrics import _CHUNK
 from .filter_table import FilterTable
 

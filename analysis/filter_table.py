@@ -31,7 +31,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..errors import FilterAnalysisError
+from weightzoo.errors import FilterAnalysisError
+
 from .filter_metrics import _CHUNK, SPARSITY_EPS, DegenerationThresholds, layer_quality
 
 _META_FIXED = (
@@ -131,7 +132,7 @@ def iter_conv_layers(
 
     Tensors are read in state-dict order; bf16/f16 weights are converted to float32.
     """
-    from ..zoo.resolve import load_state_dict
+    from weightzoo.zoo.store.resolve import load_state_dict
 
     exact_groups = _module_groups(source) if isinstance(source, torch.nn.Module) else {}
     name = model_name or (type(source).__name__ if isinstance(source, torch.nn.Module | Mapping) else str(source))
@@ -512,7 +513,7 @@ def scan_filters(
 def _open_zoo(zoo: Any) -> Any:
     if zoo is None or not isinstance(zoo, str | os.PathLike):
         return zoo
-    from ..zoo.store import Zoo
+    from weightzoo.zoo.store import Zoo
 
     return Zoo.open(zoo, create=False)
 

@@ -15,7 +15,8 @@ The public entry point; the work lives in three modules, one concept each:
 
 from __future__ import annotations
 
-from ..errors import FilterAnalysisError
+from weightzoo.errors import FilterAnalysisError
+
 from .filter_metrics import (
     SPARSITY_EPS,
     DegenerationThresholds,

@@ -27,8 +27,9 @@ from typing import Any
 
 import torch
 
-from ..errors import CheckpointError, WeightzooError
-from .task_vectors import (
+from weightzoo.errors import CheckpointError, WeightzooError
+
+from .sources import (
     compute_dtype,
     find_weights_file,
     open_source,

@@ -28,7 +28,8 @@ from typing import Any
 
 import torch
 
-from ..errors import WeightzooError
+from weightzoo.errors import WeightzooError
+
 from .merging import resolve_method
 
 DTYPES = {"bf16": torch.bfloat16, "bfloat16": torch.bfloat16, "f16": torch.float16, "fp16": torch.float16,

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..errors import WeightzooError
+from weightzoo.errors import WeightzooError
 
 SLERP_DOT_THRESHOLD = 0.9995
 _CHUNK = 1 << 21  # global threshold: entries per histogram chunk

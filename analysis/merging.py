@@ -45,7 +45,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..errors import WeightzooError
+from weightzoo.errors import WeightzooError
+
 from .merge_kernels import (
     SLERP_DOT_THRESHOLD,
     dare_,
@@ -127,8 +128,8 @@ _NP_FLOAT = {torch.float32: np.float32, torch.float64: np.float64}
 def _mapped_view(sd: Mapping[str, torch.Tensor], name: str, dtype: torch.dtype) -> np.ndarray | None:
     """A read-only 1-D view of ``sd[name]`` straight from its checkpoint's bytes (no copy for memory-mapped
     formats) when it is stored as ``dtype`` in native byte order; ``None`` otherwise."""
-    from ..zoo.dtypes import dtype_from_torch
-    from ..zoo.formats.base import Checkpoint
+    from weightzoo.zoo.formats.base import Checkpoint
+    from weightzoo.zoo.formats.dtypes import dtype_from_torch
 
     ckpt = getattr(sd, "checkpoint", None)
     if not isinstance(ckpt, Checkpoint) or sys.byteorder != "little" or dtype not in _NP_FLOAT:
@@ -214,8 +215,8 @@ class MergedStateDict(Mapping[str, torch.Tensor]):
 
     def tensor_infos(self) -> list[Any]:
         """The output tensor table (name, dtype code, shape) without computing anything."""
-        from ..zoo.dtypes import dtype_from_torch
-        from ..zoo.formats.base import TensorInfo
+        from weightzoo.zoo.formats.base import TensorInfo
+        from weightzoo.zoo.formats.dtypes import dtype_from_torch
 
         return [TensorInfo(n, dtype_from_torch(s.dtype).code, s.shape) for n, s in self.specs.items()]
 
@@ -377,8 +378,8 @@ def as_checkpoint(tensors: Mapping[str, torch.Tensor]) -> Any:
     """A :class:`~weightzoo.zoo.formats.Checkpoint` over a lazy mapping (a merge, an applied task vector):
     the table comes from ``specs``/``tensor_infos`` and each read computes one tensor, so a zoo ingests
     it streaming (handing the mapping itself to ``ingest`` would materialise every tensor first)."""
-    from ..zoo.dtypes import dtype_from_torch, tensor_bytes
-    from ..zoo.formats.base import Checkpoint, TensorInfo
+    from weightzoo.zoo.formats.base import Checkpoint, TensorInfo
+    from weightzoo.zoo.formats.dtypes import dtype_from_torch, tensor_bytes
 
     specs = getattr(tensors, "specs", None) or tensor_specs(tensors)
     infos = [TensorInfo(n, dtype_from_torch(s.dtype).code, s.shape) for n, s in specs.items()]
@@ -404,7 +405,7 @@ def save_merged(merged: Mapping[str, torch.Tensor], out: str | os.PathLike[str],
     summary = merged.summary() if isinstance(merged, MergedStateDict) else {}
     out_s = os.fspath(out)
     if out_s.startswith("zoo:"):
-        from ..zoo.store import Zoo
+        from weightzoo.zoo.store import Zoo
 
         name = out_s[4:]
         if not name:
@@ -421,7 +422,7 @@ def save_merged(merged: Mapping[str, torch.Tensor], out: str | os.PathLike[str],
             if z is not zoo:
                 z.close()
         return {"zoo": str(getattr(z, "path", zoo)), "model": getattr(rec, "name", name), "parents": list(parents)}
-    from ..zoo.formats.writer import save_state_dict
+    from weightzoo.zoo.formats.writer import save_state_dict
 
     meta: dict[str, str] | None = {"weightzoo_merge": json.dumps(summary, default=str)} if summary else None
     if metadata:

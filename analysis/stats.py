@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..errors import StatsError
+from weightzoo.errors import StatsError
 
 #: A weight is near zero when |w| < NEAR_ZERO_EPS · max|w| of its tensor.
 NEAR_ZERO_EPS = 0.01
@@ -198,7 +198,7 @@ def model_stats(
     ``source`` is anything :func:`weightzoo.zoo.resolve.load_state_dict` takes; integer and boolean
     tensors (position ids, masks, counters) are skipped.
     """
-    from ..zoo.resolve import load_state_dict
+    from weightzoo.zoo.store.resolve import load_state_dict
 
     name = model_name or (type(source).__name__ if isinstance(source, torch.nn.Module) else str(source))
     sd = load_state_dict(source, zoo=zoo)
@@ -255,7 +255,7 @@ def zoo_stats(zoo: Any, models: Iterable[str] | None = None, **kwargs: Any) -> I
 
     ``zoo`` is a :class:`~weightzoo.zoo.store.Zoo` or its folder; metadata-only models (no bytes) are skipped.
     """
-    from ..zoo.store import Zoo
+    from weightzoo.zoo.store import Zoo
 
     z = zoo if not isinstance(zoo, str | os.PathLike) else Zoo.open(zoo, create=False)
     try:

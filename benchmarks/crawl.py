@@ -27,7 +27,7 @@ from _measure import PeakSampler, rss_anon_bytes  # noqa: E402
 
 from weightzoo.datasets.minilm import fetch_minilm  # noqa: E402
 from weightzoo.zoo.hub import crawl  # noqa: E402
-from weightzoo.zoo.hub_mirror import HubMirror  # noqa: E402
+from weightzoo.zoo.hub.mirror import HubMirror  # noqa: E402
 from weightzoo.zoo.store import Zoo  # noqa: E402
 
 _REPOS = Path(__file__).resolve().parents[1] / "tests" / "zoo" / "hub" / "repos.py"

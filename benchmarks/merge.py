@@ -61,7 +61,7 @@ def read_all(sources: list, zoo=None) -> float:
 
 def read_all_cpu(sources: list, zoo=None) -> tuple[float, float]:
     """(wall, process CPU) seconds to read every tensor of every source once."""
-    from weightzoo.zoo.resolve import load_state_dict
+    from weightzoo.zoo.store.resolve import load_state_dict
 
     t, c = time.perf_counter(), time.process_time()
     for s in sources:

@@ -10,22 +10,14 @@ docs/datasets.md). Importers: :func:`import_small_cnn_zoo`, :func:`import_model_
 
 from __future__ import annotations
 
-from typing import Any
+from weightzoo.zoo import lazy_exports
 
-_EXPORTS = {
+_EXPORTS = {name: f"weightzoo.datasets.{module}" for name, module in {
     "build": "registry", "get_builder": "registry", "describe": "registry", "DATASETS": "registry",
     "build_dataset": "builder", "read_manifest": "builder", "DatasetError": "builder", "Executor": "builder",
     "ProcessExecutor": "builder", "SerialExecutor": "builder", "split_half_reliability": "builder",
     "import_small_cnn_zoo": "importers", "import_model_zoo": "importers", "import_inr_folder": "importers",
-}
-
-
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        import importlib
-
-        return getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
+}.items()}
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 
 __all__ = sorted(_EXPORTS)

@@ -91,7 +91,8 @@ def sample_cells_spec(rng: np.random.Generator, family: str) -> dict[str, Any]:
 
 def make_arch(unit: WorkUnit) -> UnitResult:
     """Build one architecture, train it if selected, measure it (a work-unit function)."""
-    from ..zoo.cells import build_cells, op_counts
+    from weightzoo.zoo.arch.cells import build_cells, op_counts
+
     from .digits import digits_split, make_optimizer, measure, numpy_state, train_epoch
 
     p = dict(unit.params)

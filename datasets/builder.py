@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import DatasetError
+from weightzoo.errors import DatasetError
 
 MANIFEST_FORMAT = "weightzoo.manifest/1"
 SPLITS = ("train", "val", "test")
@@ -347,7 +347,7 @@ def build_dataset(builder: DatasetBuilder, zoo: Any, *, size: int | None = None,
     """
     from tqdm import tqdm
 
-    from ..zoo.store import Zoo
+    from weightzoo.zoo.store import Zoo
 
     size = builder.default_size if size is None else size
     if size < 1:

@@ -149,7 +149,8 @@ def init_weights(model: nn.Module, w_init: str, init_std: float | None, generato
 
 def train_network(unit: WorkUnit) -> UnitResult:
     """Train one CNN with its sampled hyperparameters and measure every checkpoint (a work-unit function)."""
-    from ..zoo.arch import build_module
+    from weightzoo.zoo.arch import build_module
+
     from .digits import digits_split, make_optimizer, measure, numpy_state, train_epoch
 
     p = dict(unit.params)

@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..errors import CheckpointError, NoWeightsError
+from weightzoo.errors import CheckpointError, NoWeightsError
 
 
 def _value(text: str) -> Any:
@@ -72,7 +72,7 @@ def _batched(items: Iterator[dict[str, Any]], n: int) -> Iterator[list[dict[str,
 
 
 def _ingest(zoo: Any, items: Iterator[dict[str, Any]], batch: int) -> list[str]:
-    from ..zoo.store import Zoo
+    from weightzoo.zoo.store import Zoo
 
     own = not isinstance(zoo, Zoo)
     z = Zoo.open(zoo) if own else zoo
@@ -161,7 +161,7 @@ def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 def _load_state(path: Path) -> dict[str, torch.Tensor]:
-    from ..zoo.formats import open_checkpoint
+    from weightzoo.zoo.formats import open_checkpoint
 
     ckpt = open_checkpoint(path)
     try:

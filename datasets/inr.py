@@ -32,7 +32,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..errors import DatasetError
+from weightzoo.errors import DatasetError
+
 from .builder import (
     DatasetBuilder,
     ModelItem,

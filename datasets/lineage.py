@@ -67,7 +67,8 @@ def lineage_spec() -> dict[str, Any]:
 
 def train_tree(unit: WorkUnit) -> UnitResult:
     """Train one tree: base, fine-tunes, fine-tunes of fine-tunes, merges (a work-unit function)."""
-    from ..zoo.arch import build_module
+    from weightzoo.zoo.arch import build_module
+
     from .cnn_zoo import init_weights
     from .digits import digits_split, make_optimizer, measure, numpy_state, train_epoch
 

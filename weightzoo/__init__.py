@@ -9,41 +9,43 @@ its module only when first used, so the store never drags in torch_geometric, ma
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from importlib import metadata as _metadata
+from typing import TYPE_CHECKING
 
-__version__ = "0.1.0"
+from weightzoo.zoo import lazy_exports
+
+try:
+    __version__ = _metadata.version("weightzoo")
+except _metadata.PackageNotFoundError:  # pragma: no cover - a source tree that was never installed
+    __version__ = "0+unknown"
 
 # public name -> module that defines it
 _LAZY: dict[str, str] = {
     "Zoo": "weightzoo.zoo.store",
     "ModelRecord": "weightzoo.zoo.store",
     "open_checkpoint": "weightzoo.zoo.formats",
-    "load_state_dict": "weightzoo.zoo.resolve",
+    "load_state_dict": "weightzoo.zoo.store",
     "build_module": "weightzoo.zoo.arch",
     "spec_from_module": "weightzoo.zoo.arch",
-    "ParameterGraph": "weightzoo.zoo.graphs.parameter_graph",
-    "ComputeGraph": "weightzoo.zoo.graphs.compute_graph",
+    "ParameterGraph": "weightzoo.zoo.graphs",
+    "ComputeGraph": "weightzoo.zoo.graphs",
     "permute_hidden": "weightzoo.zoo.symmetry",
     "align": "weightzoo.zoo.symmetry",
     "crawl": "weightzoo.zoo.hub",
-    "TaskVector": "weightzoo.analysis.task_vectors",
-    "merge": "weightzoo.analysis.merging",
+    "TaskVector": "weightzoo.analysis",
+    "merge": "weightzoo.analysis",
     "errors": "weightzoo.errors",
 }
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
-    from . import errors
-    from .analysis.merging import merge
-    from .analysis.task_vectors import TaskVector
-    from .zoo.arch import build_module, spec_from_module
-    from .zoo.formats import open_checkpoint
-    from .zoo.graphs.compute_graph import ComputeGraph
-    from .zoo.graphs.parameter_graph import ParameterGraph
-    from .zoo.hub import crawl
-    from .zoo.resolve import load_state_dict
-    from .zoo.store import ModelRecord, Zoo
-    from .zoo.symmetry import align, permute_hidden
+    from weightzoo import errors
+    from weightzoo.analysis import TaskVector, merge
+    from weightzoo.zoo.arch import build_module, spec_from_module
+    from weightzoo.zoo.formats import open_checkpoint
+    from weightzoo.zoo.graphs import ComputeGraph, ParameterGraph
+    from weightzoo.zoo.hub import crawl
+    from weightzoo.zoo.store import ModelRecord, Zoo, load_state_dict
+    from weightzoo.zoo.symmetry import align, permute_hidden
 
 
 def register_lazy(name: str, module: str) -> None:
@@ -51,18 +53,7 @@ def register_lazy(name: str, module: str) -> None:
     _LAZY[name] = module
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'weightzoo' has no attribute {name!r}")
-    mod = importlib.import_module(module)
-    value = mod if module.endswith("." + name) else getattr(mod, name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY)
 
 
 __all__ = ["ComputeGraph", "ModelRecord", "ParameterGraph", "TaskVector", "Zoo", "__version__", "align",

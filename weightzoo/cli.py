@@ -16,8 +16,8 @@ import pkgutil
 import sys
 from collections.abc import Sequence
 
-from . import __version__, commands
-from .errors import WeightzooError
+from weightzoo import __version__, commands
+from weightzoo.errors import WeightzooError
 
 
 def build_parser() -> argparse.ArgumentParser:

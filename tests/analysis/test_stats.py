@@ -57,7 +57,7 @@ def test_trained_digits_layers_match_numpy_reference(digits_cnn, digits_mlp) -> 
 
 
 def test_real_minilm_tensors_match_numpy_reference(minilm_dir: Path) -> None:
-    from weightzoo.zoo.resolve import load_state_dict
+    from weightzoo.zoo.store.resolve import load_state_dict
 
     sd = load_state_dict(minilm_dir)
     names = [n for n in sd if n.endswith(("attention.self.query.weight", "intermediate.dense.weight", "LayerNorm.weight"))][:4]

@@ -11,7 +11,7 @@ import torch
 from weightzoo.datasets.archs import FAMILIES, sample_cells_spec
 from weightzoo.errors import SpecError
 from weightzoo.zoo.arch import build_module, validate_spec
-from weightzoo.zoo.cells import (
+from weightzoo.zoo.arch.cells import (
     OPS,
     CellNetwork,
     SpatialSelfAttention,

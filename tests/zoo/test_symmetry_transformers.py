@@ -20,7 +20,7 @@ from weightzoo.errors import UnsupportedLayerError
 from weightzoo.zoo.graphs import ParameterGraph, layout_of
 from weightzoo.zoo.graphs.hf_families import module_spec
 from weightzoo.zoo.symmetry import align, flip_signs, node_permutation, permute_hidden
-from weightzoo.zoo.transformer_symmetry import apply_transformer_permutation, sample_transformer_perms
+from weightzoo.zoo.symmetry.transformer import apply_transformer_permutation, sample_transformer_perms
 
 transformers = pytest.importorskip("transformers")
 transformers.logging.set_verbosity_error()

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ..errors import SpecError, WeightzooError
+from weightzoo.errors import SpecError, WeightzooError
 
 
 def add_zoo(parser: argparse.ArgumentParser, *, required: bool = False) -> None:
@@ -55,11 +55,11 @@ def require_zoo(args: argparse.Namespace) -> str:
 def resolve_model_ref(ref: str, zoo_dir: str | None) -> tuple[str, str]:
     """Decide whether a MODEL argument is a checkpoint path or a zoo model name: ``("path", path)`` or
     ``("zoo", name)``, by :func:`weightzoo.zoo.resolve.classify_ref` (``./path`` always means the path)."""
-    from ..zoo.resolve import classify_ref
+    from weightzoo.zoo.store.resolve import classify_ref
 
     if zoo_dir is None or ref.startswith(("./", "../", "/")):
         return (classify_ref(ref, None), ref)
-    from ..zoo.store import Zoo
+    from weightzoo.zoo.store import Zoo
 
     with Zoo.open(zoo_dir, create=False) as zoo:
         return (classify_ref(ref, zoo), ref)

@@ -11,19 +11,20 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from ..errors import SpecError
+from weightzoo.errors import SpecError
+
 from ._common import load_spec_file, print_json, resolve_model_ref
 
 
 def _spec_of(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
-    from ..zoo.arch import hf_spec
+    from weightzoo.zoo.arch import hf_spec
 
     spec = load_spec_file(args.spec) if getattr(args, "spec", None) else None
     kind, ref = resolve_model_ref(args.model, getattr(args, "zoo", None))
     if spec is not None:
         return ref, spec
     if kind == "zoo":
-        from ..zoo.store import Zoo
+        from weightzoo.zoo.store import Zoo
 
         with Zoo.open(args.zoo, create=False) as zoo:
             record = zoo.model(ref)
@@ -39,7 +40,7 @@ def _spec_of(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
             return ref, obj
         if obj.get("architectures"):  # a bare HF config.json
             return ref, hf_spec(obj)
-    from ..zoo.formats import open_checkpoint
+    from weightzoo.zoo.formats import open_checkpoint
 
     with open_checkpoint(ref) as ckpt:
         config = ckpt.config
@@ -50,7 +51,7 @@ def _spec_of(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
 
 def run_compute(args: argparse.Namespace) -> int:
     """Build the ComputeGraph of MODEL, write it to ``--out`` when given, print a summary."""
-    from ..zoo.graphs.compute_graph import ComputeGraph
+    from weightzoo.zoo.graphs.compute_graph import ComputeGraph
 
     ref, spec = _spec_of(args)
     graph = ComputeGraph.from_spec(spec, strict=not getattr(args, "skip_unsupported", False),

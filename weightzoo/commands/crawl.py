@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ..errors import InvalidOptionError
+from weightzoo.errors import InvalidOptionError
+
 from ._common import add_json, add_zoo, print_json, require_zoo
 
 
@@ -53,7 +54,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _crawl(args: argparse.Namespace) -> int:
-    from ..zoo.hub import crawl
+    from weightzoo.zoo.hub import crawl
 
     summary = crawl(require_zoo(args), search=args.search, author=args.author, library=args.library,
                     pipeline_tag=args.pipeline_tag, tags=args.tag, sort=args.sort, limit=args.limit,
@@ -69,7 +70,7 @@ def _crawl(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from ..zoo.hub_mirror import Fault, HubMirror
+    from weightzoo.zoo.hub.mirror import Fault, HubMirror
 
     if (args.dir is None) == (args.zoo is None):
         raise InvalidOptionError("serve-hub needs a folder of repositories (DIR) or --zoo DIR, not both")

@@ -6,7 +6,8 @@ import argparse
 from collections.abc import Callable
 from typing import Any
 
-from ..errors import WeightzooError
+from weightzoo.errors import WeightzooError
+
 from ._common import add_json, add_zoo, print_json, require_zoo
 
 
@@ -70,7 +71,7 @@ def _options(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def run_build(args: argparse.Namespace) -> int:
-    from ..datasets.registry import build
+    from weightzoo.datasets.registry import build
 
     report = build(args.name, require_zoo(args), size=args.size, seed=args.seed, workers=args.workers,
                    progress=not args.no_progress, **_options(args))
@@ -88,8 +89,8 @@ def run_build(args: argparse.Namespace) -> int:
 def run_list(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from ..datasets.builder import read_manifest
-    from ..datasets.registry import describe
+    from weightzoo.datasets.builder import read_manifest
+    from weightzoo.datasets.registry import describe
 
     rows = describe()
     if args.zoo:
@@ -110,7 +111,7 @@ def run_list(args: argparse.Namespace) -> int:
 
 
 def run_import(args: argparse.Namespace) -> int:
-    from ..datasets import importers
+    from weightzoo.datasets import importers
 
     table: dict[str, Callable[..., list[str]]] = {
         "small-cnn-zoo": importers.import_small_cnn_zoo, "model-zoo": importers.import_model_zoo,

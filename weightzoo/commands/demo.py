@@ -76,14 +76,15 @@ def run(args: argparse.Namespace) -> int:
 
     import torch
 
-    from ..analysis.filters import scan_filters
-    from ..analysis.merging import merge, save_merged
-    from ..datasets.minilm import default_cache, fetch_minilm
-    from ..datasets.registry import build
-    from ..zoo.arch import spec_from_module
-    from ..zoo.graphs import ComputeGraph, ParameterGraph
-    from ..zoo.store import Zoo
-    from ..zoo.symmetry import permute_hidden
+    from weightzoo.analysis.filters import scan_filters
+    from weightzoo.analysis.merging import merge, save_merged
+    from weightzoo.datasets.minilm import default_cache, fetch_minilm
+    from weightzoo.datasets.registry import build
+    from weightzoo.zoo.arch import spec_from_module
+    from weightzoo.zoo.graphs import ComputeGraph, ParameterGraph
+    from weightzoo.zoo.store import Zoo
+    from weightzoo.zoo.symmetry import permute_hidden
+
     from .store import _record_line
 
     torch.set_num_threads(max(1, torch.get_num_threads()))

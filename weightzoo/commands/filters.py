@@ -9,7 +9,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from ..errors import WeightzooError
+from weightzoo.errors import WeightzooError
+
 from ._common import add_json, add_zoo, print_json, resolve_model_ref
 
 
@@ -39,7 +40,7 @@ def _sources(args: argparse.Namespace) -> list[tuple[str, str]]:
     if not refs:
         if not args.zoo:
             raise WeightzooError("filters needs MODEL arguments, --models, or --zoo DIR (all its models)")
-        from ..zoo.store import Zoo
+        from weightzoo.zoo.store import Zoo
 
         with Zoo.open(args.zoo, create=False) as z:
             refs = [m.name for m in z.models() if getattr(m, "ingested", True)]
@@ -54,7 +55,7 @@ def _sources(args: argparse.Namespace) -> list[tuple[str, str]]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..analysis.filters import FilterAnalysisError, FilterTable, group_shift, scan_filters
+    from weightzoo.analysis.filters import FilterAnalysisError, FilterTable, group_shift, scan_filters
 
     if args.kernel < 1:
         raise FilterAnalysisError(f"--kernel must be ≥ 1, got {args.kernel}")
@@ -102,13 +103,13 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _plots(table: Any, shift: Any, folder: Path) -> None:
-    from ..analysis.filter_plots import (
+    from weightzoo.analysis.filter_plots import (
         plot_coefficient_distributions,
         plot_layer_metrics,
         plot_pca_basis,
         plot_shift_heatmap,
     )
-    from ..analysis.filters import FilterPCA
+    from weightzoo.analysis.filters import FilterPCA
 
     folder.mkdir(parents=True, exist_ok=True)
     if table.n_layers:

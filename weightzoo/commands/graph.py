@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from ..errors import SpecError, WeightzooError
+from weightzoo.errors import SpecError, WeightzooError
+
 from ._common import add_json, add_zoo, load_spec_file, print_json, resolve_model_ref
 
 KINDS = ("parameter", "compute")
@@ -31,8 +32,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..zoo.graphs import ParameterGraph
-    from ..zoo.resolve import load_state_dict
+    from weightzoo.zoo.graphs import ParameterGraph
+    from weightzoo.zoo.store.resolve import load_state_dict
 
     if args.kind not in KINDS:
         raise WeightzooError(f"unknown graph kind {args.kind!r}; valid: {', '.join(KINDS)}")
@@ -45,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
     kind, ref = resolve_model_ref(args.model, args.zoo)
     spec = load_spec_file(args.spec) if args.spec else None
     if kind == "zoo":
-        from ..zoo.store import Zoo
+        from weightzoo.zoo.store import Zoo
 
         with Zoo.open(args.zoo, create=False) as zoo:
             spec = spec if spec is not None else zoo.model(ref).spec

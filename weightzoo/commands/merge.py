@@ -11,7 +11,8 @@ import sys
 import time
 from typing import Any
 
-from ..errors import WeightzooError
+from weightzoo.errors import WeightzooError
+
 from ._common import add_json, add_zoo, print_json, resolve_model_ref
 
 METHOD_CHOICES = ("ties", "dare", "dare-ties", "task-arithmetic", "linear", "mean", "slerp")
@@ -63,8 +64,8 @@ def parse_param(text: str) -> tuple[str, Any]:
 
 
 def _merge(args: argparse.Namespace) -> int:
-    from ..analysis.merge_config import MergeConfig, load_merge_config, resolve_dtype
-    from ..analysis.merging import merge, resolve_method, save_merged
+    from weightzoo.analysis.merge_config import MergeConfig, load_merge_config, resolve_dtype
+    from weightzoo.analysis.merging import merge, resolve_method, save_merged
 
     t0 = time.perf_counter()
     if args.config:
@@ -100,7 +101,7 @@ def _merge(args: argparse.Namespace) -> int:
         raise WeightzooError("--out zoo:NAME needs --zoo DIR")
     zoo = None
     if zoo_dir and (parents or out.startswith("zoo:")):
-        from ..zoo.store import Zoo
+        from weightzoo.zoo.store import Zoo
 
         zoo = Zoo.open(zoo_dir, create=out.startswith("zoo:"))
     try:

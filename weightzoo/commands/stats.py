@@ -6,7 +6,8 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from ..errors import WeightzooError
+from weightzoo.errors import WeightzooError
+
 from ._common import add_json, add_zoo, print_json, resolve_model_ref
 
 
@@ -27,12 +28,12 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..analysis.stats import StatsError, layer_stats, model_stats
+    from weightzoo.analysis.stats import StatsError, layer_stats, model_stats
 
     if args.all:
         if not args.zoo:
             raise StatsError("stats --all needs --zoo DIR")
-        from ..zoo.store import Zoo
+        from weightzoo.zoo.store import Zoo
 
         with Zoo.open(args.zoo, create=False) as z:
             refs = [("zoo", m.name) for m in z.models() if getattr(m, "ingested", True)]

@@ -7,7 +7,8 @@ import json
 import sys
 from typing import Any
 
-from ..errors import WeightzooError
+from weightzoo.errors import WeightzooError
+
 from ._common import add_json, add_zoo, print_json, require_zoo
 
 
@@ -75,7 +76,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _size(text: str) -> int:
-    from ..zoo.formats.writer import parse_size
+    from weightzoo.zoo.formats.writer import parse_size
 
     try:
         return parse_size(text)
@@ -97,7 +98,7 @@ def _parse_kv(pairs: list[str], what: str) -> dict[str, Any]:
 
 
 def _open(args: argparse.Namespace, create: bool = False):  # noqa: ANN202 - Zoo, imported lazily
-    from ..zoo.store import Zoo
+    from weightzoo.zoo.store import Zoo
 
     return Zoo.open(require_zoo(args), create=create)
 
@@ -175,7 +176,7 @@ def _show(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
-    from ..zoo.formats.writer import save_state_dict
+    from weightzoo.zoo.formats.writer import save_state_dict
 
     with _open(args) as zoo:
         rec = zoo.model(args.model)

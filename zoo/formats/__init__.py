@@ -13,7 +13,8 @@ from typing import Any
 
 import torch
 
-from ...errors import NoWeightsError, UnsupportedFormatError
+from weightzoo.errors import NoWeightsError, UnsupportedFormatError
+
 from .base import Checkpoint, TensorInfo
 from .memory import TensorDictCheckpoint, from_module, from_state_dict
 from .safetensors import MAX_HEADER_BYTES, SafetensorsCheckpoint, parse_header

@@ -13,7 +13,7 @@ import json
 from os import PathLike
 from typing import Any
 
-from ...errors import CheckpointError
+from weightzoo.errors import CheckpointError
 
 
 class _DuplicateKey(Exception):

@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-from ..dtypes import dtype_from_code, tensor_from_bytes
+from .dtypes import dtype_from_code, tensor_from_bytes
 
 
 @dataclass(frozen=True)

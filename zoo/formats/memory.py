@@ -13,9 +13,10 @@ from pathlib import Path
 
 import torch
 
-from ...errors import CheckpointError, NoWeightsError
-from ..dtypes import dtype_from_torch, tensor_bytes
+from weightzoo.errors import CheckpointError, NoWeightsError
+
 from .base import Checkpoint, TensorInfo
+from .dtypes import dtype_from_torch, tensor_bytes
 
 
 def tensor_info(name: str, tensor: torch.Tensor, path: str | os.PathLike[str] | None) -> TensorInfo:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from pathlib import Path, PurePosixPath, PureWindowsPath
 
-from ...errors import UnsafeCheckpointError
+from weightzoo.errors import UnsafeCheckpointError
 
 
 def allowed_root(folder: Path) -> Path:

@@ -28,10 +28,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from ...errors import CheckpointError, NoWeightsError
-from ..dtypes import CODES, dtype_from_code
+from weightzoo.errors import CheckpointError, NoWeightsError
+
 from ._json import loads_strict
 from .base import Checkpoint, TensorInfo
+from .dtypes import CODES, dtype_from_code
 
 #: Default bound on the JSON header (the Hub client itself refuses headers above 25 MB).
 MAX_HEADER_BYTES = 100 * 2**20

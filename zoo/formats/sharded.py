@@ -16,7 +16,8 @@ from pathlib import Path
 
 import torch
 
-from ...errors import CheckpointError, NoWeightsError
+from weightzoo.errors import CheckpointError, NoWeightsError
+
 from ._json import loads_strict
 from .base import Checkpoint, TensorInfo
 from .paths import allowed_root, safe_member

@@ -22,7 +22,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ...errors import CheckpointError, NoWeightsError, UnsupportedFormatError
+from weightzoo.errors import CheckpointError, NoWeightsError, UnsupportedFormatError
+
 from ._json import loads_strict
 from .base import Checkpoint
 from .paths import allowed_root, safe_member

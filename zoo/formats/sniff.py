@@ -25,7 +25,7 @@ import os
 import struct
 from pathlib import Path
 
-from ...errors import CheckpointError, UnsupportedFormatError
+from weightzoo.errors import CheckpointError, UnsupportedFormatError
 
 SAFETENSORS = "safetensors"
 TORCH_ZIP = "torch-zip"
@@ -97,7 +97,7 @@ def sniff_format(path: str | os.PathLike[str], *, check_extension: bool = True) 
         with open(p, "rb") as f:
             head = f.read(_HEAD)
     except FileNotFoundError:
-        from ...errors import NoWeightsError
+        from weightzoo.errors import NoWeightsError
 
         raise NoWeightsError(p, "no such file") from None
     except IsADirectoryError:

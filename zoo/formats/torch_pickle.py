@@ -28,7 +28,8 @@ from typing import Any
 
 import torch
 
-from ...errors import CheckpointError, NoWeightsError, UnsafeCheckpointError, UnsupportedFormatError
+from weightzoo.errors import CheckpointError, NoWeightsError, UnsafeCheckpointError, UnsupportedFormatError
+
 from .memory import TensorDictCheckpoint
 from .sniff import PICKLE, TORCH_LEGACY, TORCH_TAR, TORCH_ZIP
 

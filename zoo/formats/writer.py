@@ -21,9 +21,10 @@ from pathlib import Path
 
 import torch
 
-from ...errors import InvalidOptionError, ShapeMismatchError, StorageError
-from ..dtypes import dtype_from_torch, tensor_bytes
+from weightzoo.errors import InvalidOptionError, ShapeMismatchError, StorageError
+
 from .base import TensorInfo
+from .dtypes import dtype_from_torch, tensor_bytes
 
 BytesFn = Callable[[str], "memoryview | bytes"]
 

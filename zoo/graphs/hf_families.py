@@ -28,9 +28,10 @@ from typing import Any
 
 from torch import nn
 
-from ...errors import SpecError, UnsupportedLayerError
-from ..arch import HF_FORMAT, TORCH_FORMAT
-from .layout import Layout
+from weightzoo.errors import SpecError, UnsupportedLayerError
+from weightzoo.zoo.arch import HF_FORMAT, TORCH_FORMAT
+
+from .layout_types import Layout, set_group
 from .transformer_layout import TransformerBuilder
 from .vocab import HF_ACTIVATION_IDS, Activation, EdgeType, NodeType, Norm
 
@@ -123,8 +124,8 @@ def _bert(b: TransformerBuilder, cls: str, c: _Config) -> None:
     if _labels_head(b, "classifier", feat, c.labels()) is not None:
         b.info["stream_permutable"] = True
     else:  # a bare encoder: its last hidden states (and pooled output) are the outputs
-        b.groups[read].kind = NodeType.OUTPUT
-        b.groups[feat].kind = NodeType.OUTPUT
+        set_group(b.groups, read, kind=NodeType.OUTPUT)
+        set_group(b.groups, feat, kind=NodeType.OUTPUT)
 
 
 def _gpt2(b: TransformerBuilder, cls: str, c: _Config) -> None:
@@ -164,7 +165,7 @@ def _causal_head(b: TransformerBuilder, lm: bool, tied: bool, final: int, vocab:
     elif _labels_head(b, "score", final, c.labels()) is not None:
         b.info["stream_permutable"] = True
     else:
-        b.groups[final].kind = NodeType.OUTPUT
+        set_group(b.groups, final, kind=NodeType.OUTPUT)
 
 
 def _rope_theta(cfg: Mapping[str, Any]) -> float:
@@ -246,7 +247,7 @@ def _vit(b: TransformerBuilder, cls: str, c: _Config) -> None:
     if _labels_head(b, "classifier", final, c.labels()) is not None:
         b.info["stream_permutable"] = True
     else:
-        b.groups[final].kind = NodeType.OUTPUT
+        set_group(b.groups, final, kind=NodeType.OUTPUT)
 
 
 # --- torch.nn modules ----------------------------------------------------------------------------
@@ -284,7 +285,7 @@ def _torch_encoder_layer(b: TransformerBuilder, cfg: _Config) -> None:
         n1 = b.norm("norm1", s, Norm.LAYER)
         b.write(b.mlp(n1, **mlp), s)  # type: ignore[arg-type]
         b.write(n1, s)
-        b.groups[b.norm("norm2", s, Norm.LAYER)].kind = NodeType.OUTPUT
+        set_group(b.groups, b.norm("norm2", s, Norm.LAYER), kind=NodeType.OUTPUT)
 
 
 def build_family(spec: dict[str, Any], names: list[str], pack: int) -> Layout:

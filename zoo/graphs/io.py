@@ -10,12 +10,12 @@ import os
 
 import torch
 
-from ...errors import CheckpointError
+from weightzoo.errors import CheckpointError
 
 
 def read_graph_file(path: str | os.PathLike[str]) -> tuple[dict[str, str], dict[str, torch.Tensor]]:
     """``(metadata, tensors)`` of a graph file; ``CheckpointError`` if it is not a valid safetensors file."""
-    from ..formats import open_checkpoint
+    from weightzoo.zoo.formats import open_checkpoint
 
     if not os.path.isfile(path):
         raise FileNotFoundError(f"no such graph file: {os.fspath(path)}")

@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
-from ...errors import (
+from weightzoo.errors import (
     CheckpointError,
     GraphTooLargeError,
     KernelTooLargeError,
@@ -48,8 +48,9 @@ from ...errors import (
     SpecError,
     UnsupportedLayerError,
 )
-from ..arch import HF_FORMAT, TORCH_FORMAT, spec_from_module
-from ..dtypes import dtype_from_code, dtype_from_torch
+from weightzoo.zoo.arch import HF_FORMAT, TORCH_FORMAT, spec_from_module
+from weightzoo.zoo.formats.dtypes import dtype_from_code, dtype_from_torch
+
 from .io import read_graph_file
 from .layout import Layout, ParamSlot, Skipped, layout_of
 from .slot_edges import matrix_dims, out_nodes, table_dims

@@ -31,7 +31,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
-from ...errors import ComputeGraphError
+from weightzoo.errors import ComputeGraphError
+
 from .ops import (
     ACTIVATION_KEYWORDS,
     PASSTHROUGH,

@@ -10,7 +10,8 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from ...errors import SpecError
+from weightzoo.errors import SpecError
+
 from .vocab import EdgeType, NodeType
 
 if TYPE_CHECKING:

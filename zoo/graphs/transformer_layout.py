@@ -36,8 +36,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from ...errors import SpecError
-from .layout import Layout, NeuronGroup, ParamSlot, Skipped, StructEdges
+from weightzoo.errors import SpecError
+
+from .layout_types import Layout, NeuronGroup, ParamSlot, Skipped, StructEdges, set_group
 from .slot_edges import slot_edge_count
 from .vocab import Activation, EdgeType, NodeType, Norm
 
@@ -231,7 +232,7 @@ class TransformerBuilder:
         """An LM head: tied (stored once in the word embedding; ``name`` an alias when present) or packed."""
         if tied:
             self.info["tied"] = True
-            self.groups[embedding_group].kind = NodeType.TIED_EMBEDDING
+            set_group(self.groups, embedding_group, kind=NodeType.TIED_EMBEDDING)
             if self.has(name) and alias_of is not None:
                 self.info["aliases"][name] = alias_of
                 self.used.add(name)
@@ -251,11 +252,4 @@ class TransformerBuilder:
                       self.n_edges, {s.name: s for s in slots}, self.info)
 
 
-def transformer_layout(spec: dict[str, Any], names: list[str], *, pack: int = 1) -> Layout:
-    """The layout of a normalized ``hf`` or ``torch`` spec for a checkpoint with these tensor names."""
-    from .hf_families import build_family
-
-    return build_family(spec, names, pack)
-
-
-__all__ = ["TransformerBuilder", "transformer_layout"]
+__all__ = ["TransformerBuilder"]

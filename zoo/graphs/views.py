@@ -22,7 +22,8 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from ...errors import GraphTooLargeError, SpecError
+from weightzoo.errors import GraphTooLargeError, SpecError
+
 from .layout import Layout, ParamSlot, layout_of
 from .parameter_graph import (
     DEFAULT_MAX_KERNEL,

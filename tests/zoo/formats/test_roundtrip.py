@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from weightzoo.errors import CheckpointError
-from weightzoo.zoo.dtypes import CODES, dtype_from_code
+from weightzoo.zoo.formats.dtypes import CODES, dtype_from_code
 from weightzoo.zoo.formats import open_checkpoint
 
 # What each writer can represent in this torch / safetensors build.

@@ -9,7 +9,7 @@ from types import ModuleType
 
 import pytest
 
-from weightzoo.zoo.hub_mirror import HubMirror
+from weightzoo.zoo.hub.mirror import HubMirror
 
 _SPEC = importlib.util.spec_from_file_location("weightzoo_hub_repos", Path(__file__).with_name("repos.py"))
 assert _SPEC is not None and _SPEC.loader is not None

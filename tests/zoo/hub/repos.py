@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from safetensors.torch import save_file
 
-from weightzoo.zoo.hub_retry import RetryPolicy
+from weightzoo.zoo.hub.retry import RetryPolicy
 
 MINILM = "sentence-transformers/all-MiniLM-L6-v2"
 #: The bearer token the test mirror accepts for gated and private repositories.

@@ -10,7 +10,7 @@ from safetensors import safe_open
 
 from weightzoo.errors import HubError, InvalidOptionError, TensorNotFoundError
 from weightzoo.zoo.hub import crawl
-from weightzoo.zoo.hub_mirror import HubMirror
+from weightzoo.zoo.hub.mirror import HubMirror
 from weightzoo.zoo.store import Zoo
 
 MINILM = "sentence-transformers/all-MiniLM-L6-v2"

@@ -8,9 +8,9 @@ import pytest
 
 from weightzoo.errors import HubError
 from weightzoo.zoo.hub import crawl
-from weightzoo.zoo.hub_headers import HeaderReader
-from weightzoo.zoo.hub_mirror import Fault, HubMirror
-from weightzoo.zoo.hub_retry import Retrier, RetryPolicy
+from weightzoo.zoo.hub.headers import HeaderReader
+from weightzoo.zoo.hub.mirror import Fault, HubMirror
+from weightzoo.zoo.hub.retry import Retrier, RetryPolicy
 from weightzoo.zoo.store import Zoo
 
 ACME_OK = {"acme/sharded-bert", "acme/tiny-diffusion", "acme/minilm-lora", "acme/minilm-finetuned",

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from weightzoo.zoo.hub_headers import WeightPlan, select_weights
-from weightzoo.zoo.hub_lineage import LineageEdge, declared_lineage
+from weightzoo.zoo.hub.headers import WeightPlan, select_weights
+from weightzoo.zoo.hub.lineage import LineageEdge, declared_lineage
 
 
 @pytest.mark.parametrize("files, layout, parts", [

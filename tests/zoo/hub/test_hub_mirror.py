@@ -19,7 +19,7 @@ from safetensors import safe_open
 from safetensors.torch import load_file
 
 from weightzoo.errors import InvalidOptionError
-from weightzoo.zoo.hub_mirror import Fault, FaultPlan, HubMirror
+from weightzoo.zoo.hub.mirror import Fault, FaultPlan, HubMirror
 
 MINILM = "sentence-transformers/all-MiniLM-L6-v2"
 

@@ -29,11 +29,12 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from ..errors import CheckpointError, HubError, InvalidOptionError, WeightzooError
-from .formats.base import Checkpoint, TensorInfo
-from .hub_headers import HeaderReader, HeaderTooLargeError, WeightPlan, plan_summary, select_weights
-from .hub_lineage import LineageEdge, declared_lineage
-from .hub_retry import Retrier, RetryPolicy, classify
+from weightzoo.errors import CheckpointError, HubError, InvalidOptionError, WeightzooError
+from weightzoo.zoo.formats.base import Checkpoint, TensorInfo
+
+from .headers import HeaderReader, HeaderTooLargeError, WeightPlan, plan_summary, select_weights
+from .lineage import LineageEdge, declared_lineage
+from .retry import Retrier, RetryPolicy, classify
 
 #: Fields asked of the listing, so one page carries everything a metadata record needs.
 EXPAND: list[Any] = ["author", "sha", "siblings", "cardData", "config", "tags", "library_name", "pipeline_tag", "downloads",
@@ -121,10 +122,12 @@ class _Crawler:
     def __init__(self, zoo: Any, *, endpoint: str, token: str | bool | None, revision: str | None, download: bool,
                  include: list[str] | None, allow_pickle: bool, max_params: int | None, policy: RetryPolicy,
                  cache_dir: str | os.PathLike[str] | None) -> None:
+        from importlib.metadata import version
+
         from huggingface_hub import HfApi
         from huggingface_hub.utils import build_hf_headers
 
-        from .. import __version__
+        __version__ = version("weightzoo")
 
         self.zoo, self.endpoint, self.token, self.revision = zoo, endpoint, token, revision
         self.download, self.include, self.allow_pickle, self.max_params = download, include, allow_pickle, max_params
@@ -332,8 +335,8 @@ class _Crawler:
             self.pending = []
 
     def _ingest(self, o: _Outcome) -> None:
-        from .formats import open_checkpoint
-        from .formats.snapshot import read_config
+        from weightzoo.zoo.formats import open_checkpoint
+        from weightzoo.zoo.formats.snapshot import read_config
 
         if o.folder is None or o.fields is None or o.plan is None:  # inspect() sets all three for "ingest"
             raise HubError(f"{o.repo_id}: nothing downloaded to ingest")
@@ -354,7 +357,7 @@ class _Components(Checkpoint):
     """Several weight files of one repository (diffusers components) as one table, names ``<part>/<tensor>``."""
 
     def __init__(self, folder: Path, plan: WeightPlan, config: dict[str, Any] | None) -> None:
-        from .formats import open_checkpoint
+        from weightzoo.zoo.formats import open_checkpoint
 
         self._parts = {}
         self._owner: dict[str, tuple[str, str]] = {}
@@ -469,7 +472,7 @@ def crawl(zoo: Any, *, search: str | None = None, author: str | None = None, lib
                    max_params=max_params, progress=progress, retry=retry, cache_dir=cache_dir)
     if not isinstance(zoo, str | os.PathLike):
         return _run(zoo, **options)
-    from .store import Zoo
+    from weightzoo.zoo.store import Zoo
 
     with Zoo.open(zoo) as opened:
         return _run(opened, **options)

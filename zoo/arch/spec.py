@@ -32,10 +32,12 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..errors import SpecError, UnsupportedLayerError
+from weightzoo.errors import SpecError, UnsupportedLayerError
+
+from .cells import build_cells, validate_cells_spec
+from .hf import HF_FORMAT, build_hf
 
 SPEC_FORMAT = "weightzoo.arch/1"
-HF_FORMAT = "hf"
 #: ``{"format": "torch", "class": "MultiheadAttention" | "TransformerEncoderLayer", "config": {kwargs}}``
 TORCH_FORMAT = "torch"
 TORCH_CLASSES = ("MultiheadAttention", "TransformerEncoderLayer")
@@ -221,8 +223,7 @@ def validate_spec(spec: Any) -> dict[str, Any]:
     if not isinstance(spec, Mapping):
         raise SpecError(f"a spec must be a dict, got {type(spec).__name__}")
     fmt = spec.get("format")
-    if fmt == "weightzoo.cells/1":  # cell-based (DARTS-style) networks: see zoo/cells.py
-        from .cells import validate_cells_spec
+    if fmt == "weightzoo.cells/1":  # cell-based (DARTS-style) networks: see zoo/arch/cells.py
         return validate_cells_spec(spec)
     if fmt == HF_FORMAT:
         if not isinstance(spec.get("class"), str) or not isinstance(spec.get("config"), Mapping):
@@ -244,14 +245,6 @@ def validate_spec(spec: Any) -> dict[str, Any]:
             raise SpecError(f"input_shape: expected a list of positive ints (no batch dim), got {shape!r}")
         out["input_shape"] = list(shape)
     return out
-
-
-def hf_spec(config: Mapping[str, Any]) -> dict[str, Any]:
-    """The spec of a Hugging Face snapshot from its ``config.json`` (class = ``architectures[0]``)."""
-    archs = config.get("architectures") or []
-    if not archs or not isinstance(archs[0], str):
-        raise SpecError("config.json has no 'architectures' entry to name the model class")
-    return {"format": HF_FORMAT, "class": archs[0], "config": dict(config)}
 
 
 # --- spec -> module ----------------------------------------------------------------------------------
@@ -319,30 +312,15 @@ def build_module(spec: Mapping[str, Any]) -> nn.Module:
     """
     spec = validate_spec(spec)
     if spec["format"] == HF_FORMAT:
-        return _build_hf(spec)
+        return build_hf(spec)
     if spec["format"] == TORCH_FORMAT:
         try:
             return getattr(nn, spec["class"])(**spec["config"])  # type: ignore[no-any-return]
         except TypeError as exc:
             raise SpecError(f"torch spec of {spec['class']}: {exc}") from exc
     if spec["format"] == "weightzoo.cells/1":
-        from .cells import build_cells
         return build_cells(spec)
     return _build_sequential(spec["layers"], "layers")
-
-
-def _build_hf(spec: dict[str, Any]) -> nn.Module:
-    try:
-        import transformers
-    except ImportError as exc:
-        raise SpecError(
-            f"building {spec['class']} needs the optional dependency transformers: pip install 'weightzoo[hf]'"
-        ) from exc
-    cls = getattr(transformers, spec["class"], None)
-    if cls is None or not hasattr(cls, "config_class"):
-        raise SpecError(f"transformers {transformers.__version__} has no model class {spec['class']!r}")
-    config = cls.config_class.from_dict(spec["config"])
-    return cls(config)
 
 
 # --- module -> spec ----------------------------------------------------------------------------------
@@ -457,15 +435,7 @@ def spec_from_module(module: nn.Module, *, input_shape: list[int] | tuple[int, .
     return validate_spec(spec)
 
 
-def example_input(spec: Mapping[str, Any], batch: int = 2, *, generator: torch.Generator | None = None) -> torch.Tensor:
-    """A random input of the spec's ``input_shape`` (standard normal), for tests and tracing."""
-    spec = validate_spec(spec)
-    if "input_shape" not in spec:
-        raise SpecError("input_shape: required to make an example input")
-    return torch.randn(batch, *spec["input_shape"], generator=generator)
-
-
 __all__ = [
     "ACTIVATIONS", "HF_FORMAT", "LAYER_TYPES", "NORMS", "Residual", "SPEC_FORMAT", "Sine", "TORCH_FORMAT", "build_module",
-    "example_input", "hf_spec", "spec_from_module", "validate_spec",
+    "spec_from_module", "validate_spec",
 ]

@@ -12,7 +12,7 @@ import threading
 import time
 from pathlib import Path
 
-from ..errors import ZooBusyError
+from weightzoo.errors import ZooBusyError
 
 
 class WriterLock:

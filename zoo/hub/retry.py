@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
-from ..errors import InvalidOptionError
+from weightzoo.errors import InvalidOptionError
 
 T = TypeVar("T")
 

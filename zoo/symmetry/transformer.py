@@ -32,7 +32,7 @@ from collections.abc import Mapping
 
 import torch
 
-from .graphs.layout import Layout
+from weightzoo.zoo.graphs.layout import Layout
 
 Perms = dict[int, torch.Tensor]
 

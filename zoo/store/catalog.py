@@ -14,10 +14,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import InvalidNameError
+from weightzoo.errors import InvalidNameError
 
 if TYPE_CHECKING:
-    from .formats.base import TensorInfo
+    from weightzoo.zoo.formats.base import TensorInfo
 
 SCHEMA_VERSION = 2  # 2: small blobs in byte segments (blobs.dataset, blobs.offset)
 

@@ -24,12 +24,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import CheckpointError
-from .formats._json import loads_strict
-from .formats.base import TensorInfo
-from .formats.safetensors import MAX_HEADER_BYTES, parse_header
-from .formats.snapshot import NOT_WEIGHTS
-from .hub_retry import Retrier, TruncatedResponseError
+from weightzoo.errors import CheckpointError
+from weightzoo.zoo.formats._json import loads_strict
+from weightzoo.zoo.formats.base import TensorInfo
+from weightzoo.zoo.formats.safetensors import MAX_HEADER_BYTES, parse_header
+from weightzoo.zoo.formats.snapshot import NOT_WEIGHTS
+
+from .retry import Retrier, TruncatedResponseError
 
 #: Bytes of the first range request (the same as huggingface_hub's ``get_safetensors_metadata``).
 FIRST_RANGE = 100_000

@@ -10,11 +10,12 @@ import json
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ..errors import ZooCorruptError
+from weightzoo.errors import ZooCorruptError
+
 from .packs import PACK_SUFFIX, TMP_PREFIX, BlobLocation, blob_hash
 
 if TYPE_CHECKING:
-    from .store import Zoo
+    from .zoo import Zoo
 
 
 @dataclass

@@ -11,10 +11,10 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from ..errors import AmbiguousModelError, ModelNotFoundError, NoWeightsError
+from weightzoo.errors import AmbiguousModelError, ModelNotFoundError, NoWeightsError
 
 if TYPE_CHECKING:
-    from .store import Zoo
+    from .zoo import Zoo
 
 ModelSource = "str | os.PathLike[str] | Mapping[str, torch.Tensor] | torch.nn.Module"
 
@@ -22,7 +22,7 @@ ModelSource = "str | os.PathLike[str] | Mapping[str, torch.Tensor] | torch.nn.Mo
 def _as_zoo(zoo: Zoo | str | os.PathLike[str] | None) -> Zoo | None:
     if zoo is None:
         return None
-    from .store import Zoo
+    from .zoo import Zoo
 
     return zoo if isinstance(zoo, Zoo) else Zoo.open(zoo, create=False)
 
@@ -61,7 +61,7 @@ def load_state_dict(source: Any, *, zoo: Zoo | str | os.PathLike[str] | None = N
     A string that is both an existing path and a model in ``zoo`` raises
     :class:`~weightzoo.errors.AmbiguousModelError`; prefix ``./`` to mean the path.
     """
-    from .formats import Checkpoint, open_checkpoint
+    from weightzoo.zoo.formats import Checkpoint, open_checkpoint
 
     if isinstance(source, Mapping):
         return source

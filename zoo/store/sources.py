@@ -14,8 +14,8 @@ from typing import Any
 
 import torch
 
-from ..errors import ZooError
-from .formats.base import Checkpoint
+from weightzoo.errors import ZooError
+from weightzoo.zoo.formats.base import Checkpoint
 
 
 @dataclass
@@ -69,8 +69,8 @@ def spec_for(source: Any, ckpt: Checkpoint) -> dict[str, Any] | None:
         return {"format": "hf", "class": ckpt.architecture, "config": ckpt.config}
     if isinstance(source, torch.nn.Module):
         try:
-            from ..errors import WeightzooError
-            from .arch import spec_from_module
+            from weightzoo.errors import WeightzooError
+            from weightzoo.zoo.arch import spec_from_module
         except ImportError:
             return None
         try:

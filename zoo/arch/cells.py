@@ -33,7 +33,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..errors import SpecError
+from weightzoo.errors import SpecError
 
 CELLS_FORMAT = "weightzoo.cells/1"
 OPS: tuple[str, ...] = ("conv3", "conv5", "sep3", "sep5", "dil3", "max3", "avg3", "attn", "id", "zero")

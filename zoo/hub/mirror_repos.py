@@ -25,8 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import WeightzooError
-from .formats.safetensors import parse_header
+from weightzoo.errors import WeightzooError
+from weightzoo.zoo.formats.safetensors import parse_header
 
 HUB_JSON = ".hub.json"
 _CHUNK = 1 << 16
@@ -254,9 +254,9 @@ class _ZooSafetensors:
     """A model of a zoo as a safetensors byte string, assembled on demand (one tensor read at a time)."""
 
     def __init__(self, zoo: Any, ref: str, lock: threading.Lock) -> None:
-        from .dtypes import tensor_bytes
-        from .formats import TensorInfo
-        from .formats.writer import safetensors_header
+        from weightzoo.zoo.formats import TensorInfo
+        from weightzoo.zoo.formats.dtypes import tensor_bytes
+        from weightzoo.zoo.formats.writer import safetensors_header
 
         self._zoo, self._ref, self._lock, self._tensor_bytes = zoo, ref, lock, tensor_bytes
         infos = [TensorInfo(t.name, t.dtype, t.shape) for t in zoo.tensors(ref)]

@@ -24,7 +24,7 @@ from typing import Any
 
 import torch
 
-from ..errors import (
+from weightzoo.errors import (
     ModelExistsError,
     ModelNotFoundError,
     SpecError,
@@ -34,6 +34,8 @@ from ..errors import (
     ZooError,
     ZooNotFoundError,
 )
+from weightzoo.zoo.formats.base import Checkpoint, TensorInfo
+
 from .catalog import (
     MODEL_COLUMNS,
     SCHEMA,
@@ -47,7 +49,6 @@ from .catalog import (
     split_ref,
     tensor_from_row,
 )
-from .formats.base import Checkpoint, TensorInfo
 from .lock import WriterLock
 from .maintenance import VerifyReport, collect_garbage, verify_zoo
 from .packs import BlobLocation, PackReader, PackWriter, digest_tensor
@@ -281,7 +282,7 @@ class Zoo:
         rec = self.model(ref)
         if rec.spec is None:
             raise SpecError(f"model {ref!r} has no architecture spec; only tensor-level operations are possible")
-        from .arch import build_module
+        from weightzoo.zoo.arch import build_module
 
         module = build_module(rec.spec)
         sd = dict(self.state_dict(rec.ref))
@@ -329,7 +330,7 @@ class Zoo:
                 i.ckpt.close()
 
     def _open_item(self, it: dict[str, Any]) -> _Item:
-        from .formats import open_checkpoint
+        from weightzoo.zoo.formats import open_checkpoint
 
         source = it.pop("source")
         ckpt = source if isinstance(source, Checkpoint) else open_checkpoint(source)

@@ -24,9 +24,9 @@ import h5py
 import numpy as np
 import torch
 
-from ..errors import StorageError, ZooCorruptError
-from .dtypes import count_nonfinite, dtype_from_code, tensor_from_bytes
-from .formats.base import TensorInfo
+from weightzoo.errors import StorageError, ZooCorruptError
+from weightzoo.zoo.formats.base import TensorInfo
+from weightzoo.zoo.formats.dtypes import count_nonfinite, dtype_from_code, tensor_from_bytes
 
 TMP_PREFIX = ".tmp-"
 # Start writing dirty pages back after this many bytes, in a background thread, so the final fsync
