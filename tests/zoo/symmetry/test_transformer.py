@@ -26,7 +26,7 @@ transformers = pytest.importorskip("transformers")
 transformers.logging.set_verbosity_error()
 
 _spec = importlib.util.spec_from_file_location(
-    "_hf_checkpoints", Path(__file__).parent / "graphs" / "_hf_checkpoints.py")
+    "_hf_checkpoints", Path(__file__).parents[1] / "graphs" / "_hf_checkpoints.py")
 HF = importlib.util.module_from_spec(_spec)  # type: ignore[arg-type]
 _spec.loader.exec_module(HF)  # type: ignore[union-attr]
 

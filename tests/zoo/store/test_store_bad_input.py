@@ -15,7 +15,7 @@ from weightzoo.errors import CheckpointError, NoWeightsError, UnsafeCheckpointEr
 from weightzoo.zoo.store import Zoo
 
 _spec = importlib.util.spec_from_file_location(
-    "weightzoo_store_attacks", Path(__file__).parent / "formats" / "attacks" / "generators.py")
+    "weightzoo_store_attacks", Path(__file__).parents[1] / "formats" / "attacks" / "generators.py")
 assert _spec is not None and _spec.loader is not None
 attacks = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(attacks)
