@@ -22,7 +22,6 @@ import csv
 import io
 import math
 import os
-import tempfile
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +31,7 @@ import numpy as np
 import torch
 
 from weightzoo.errors import FilterAnalysisError
+from weightzoo.zoo.formats.durable import atomic_path, atomic_write, durable_replace, temp_name
 
 from .filter_metrics import _CHUNK, SPARSITY_EPS, DegenerationThresholds, layer_quality
 
@@ -264,21 +264,14 @@ class FilterTable:
         import h5py
 
         path = Path(path)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
-        os.close(fd)
-        try:
-            with h5py.File(tmp, "w") as f:
-                n, d = len(self), self.kernel * self.kernel
-                ds = f.create_dataset("filters", shape=(n, d), dtype="float32", chunks=(min(max(n, 1), _CHUNK), d) if n else None)
-                for s in range(0, n, _CHUNK * 16):
-                    ds[s : min(s + _CHUNK * 16, n)] = np.asarray(self.filters[s : min(s + _CHUNK * 16, n)], dtype=np.float32)
-                f.create_dataset("meta", data=np.frombuffer(self.meta_csv().encode("utf-8"), dtype=np.uint8))
-                f.attrs["kernel"] = self.kernel
-                f.attrs["format"] = "weightzoo.filters/1"
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
+            n, d = len(self), self.kernel * self.kernel
+            ds = f.create_dataset("filters", shape=(n, d), dtype="float32", chunks=(min(max(n, 1), _CHUNK), d) if n else None)
+            for s in range(0, n, _CHUNK * 16):
+                ds[s : min(s + _CHUNK * 16, n)] = np.asarray(self.filters[s : min(s + _CHUNK * 16, n)], dtype=np.float32)
+            f.create_dataset("meta", data=np.frombuffer(self.meta_csv().encode("utf-8"), dtype=np.uint8))
+            f.attrs["kernel"] = self.kernel
+            f.attrs["format"] = "weightzoo.filters/1"
         return path
 
     @classmethod
@@ -305,19 +298,13 @@ class FilterTable:
         path = Path(path)
         cols = _meta_columns(self.layers)
         d = self.kernel * self.kernel
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
-        try:
-            with os.fdopen(fd, "w", newline="") as fh:
-                wr = csv.writer(fh, lineterminator="\n")
-                wr.writerow([*cols, *(f"w{j}" for j in range(d))])
-                for i, row in enumerate(self.layers):
-                    meta = [_csv_value(row.get(c)) for c in cols]
-                    for block in self.iter_chunks([i]):
-                        wr.writerows(meta + [repr(float(v)) for v in r] for r in block.tolist())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        with atomic_write(path, "w", newline="") as fh:
+            wr = csv.writer(fh, lineterminator="\n")
+            wr.writerow([*cols, *(f"w{j}" for j in range(d))])
+            for i, row in enumerate(self.layers):
+                meta = [_csv_value(row.get(c)) for c in cols]
+                for block in self.iter_chunks([i]):
+                    wr.writerows(meta + [repr(float(v)) for v in r] for r in block.tolist())
         return path
 
     def to_pandas(self) -> Any:
@@ -448,8 +435,7 @@ def scan_filters(
     ds = None
     if out is not None and keep_filters:
         out = Path(out)
-        fd, tmp_path = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent or ".")
-        os.close(fd)
+        tmp_path = temp_name(out)
         h5 = h5py.File(tmp_path, "w")
         ds = h5.create_dataset("filters", shape=(0, d), maxshape=(None, d), dtype="float32", chunks=(_CHUNK, d))
     skipped: list[str] = []
@@ -495,7 +481,7 @@ def scan_filters(
             h5.attrs["format"] = "weightzoo.filters/1"
             h5.close()
             h5 = None
-            os.replace(tmp_path, out)
+            durable_replace(tmp_path, out)
             tmp_path = None
             f = h5py.File(out, "r")
             return FilterScan(FilterTable(f["filters"], layers, np.array(offsets), kernel), skipped)

@@ -21,7 +21,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -32,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from weightzoo.errors import DatasetError
+from weightzoo.zoo.formats.durable import write_json_atomic
 
 MANIFEST_FORMAT = "weightzoo.manifest/1"
 SPLITS = ("train", "val", "test")
@@ -303,29 +303,6 @@ def read_manifest(zoo_path: str | os.PathLike[str], dataset: str) -> dict[str, A
         return dict(json.load(f))
 
 
-def write_json_atomic(path: Path, obj: Any) -> None:
-    """Write JSON durably: a unique temp file in the same folder, fsync, ``os.replace``, fsync the folder."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(obj, f, indent=1, sort_keys=True, allow_nan=False)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    dfd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dfd)
-    finally:
-        os.close(dfd)
-
-
 def _to_item(it: ModelItem) -> dict[str, Any]:
     import torch
 
@@ -449,5 +426,5 @@ __all__ = [
     "BuildReport", "DEFAULT_FRACTIONS", "DatasetBuilder", "DatasetError", "Executor", "MANIFEST_FORMAT",
     "ModelItem", "ProcessExecutor", "SPLITS", "SerialExecutor", "UnitResult", "WorkUnit", "build_dataset",
     "categorical_summary", "derive_seed", "hash_split", "make_executor", "manifest_path", "numeric_summary",
-    "read_manifest", "run_unit", "split_half_reliability", "write_json_atomic",
+    "read_manifest", "run_unit", "split_half_reliability",
 ]

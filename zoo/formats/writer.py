@@ -15,16 +15,16 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import torch
 
-from weightzoo.errors import InvalidOptionError, ShapeMismatchError, StorageError
+from weightzoo.errors import InvalidOptionError, ShapeMismatchError
 
 from .base import TensorInfo
 from .dtypes import dtype_from_torch, tensor_bytes
+from .durable import atomic_write, write_bytes_atomic
 
 BytesFn = Callable[[str], "memoryview | bytes"]
 
@@ -73,30 +73,14 @@ def write_safetensors(path: str | os.PathLike[str], infos: Sequence[TensorInfo],
     safetensors file, atomically (temp file, fsync, rename, fsync of the folder)."""
     out = Path(path)
     head = safetensors_header(infos, metadata)
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
-    except OSError as exc:
-        raise StorageError(f"cannot write {out}: {exc}") from exc
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(head)
-            for info in infos:
-                data = get_bytes(info.name)
-                if len(data) != info.nbytes:
-                    raise ShapeMismatchError(f"tensor {info.name!r}: got {len(data)} bytes, the header promised {info.nbytes}")
-                f.write(data)
-                del data  # the next tensor is computed without this one alive
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, out)
-    except OSError as exc:
-        Path(tmp).unlink(missing_ok=True)
-        raise StorageError(f"cannot write {out}: {exc}") from exc
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    _fsync_dir(out.parent)
+    with atomic_write(out, "wb") as f:
+        f.write(head)
+        for info in infos:
+            data = get_bytes(info.name)
+            if len(data) != info.nbytes:
+                raise ShapeMismatchError(f"tensor {info.name!r}: got {len(data)} bytes, the header promised {info.nbytes}")
+            f.write(data)
+            del data  # the next tensor is computed without this one alive
     return out
 
 
@@ -133,27 +117,8 @@ def write_sharded(folder: str | os.PathLike[str], infos: Sequence[TensorInfo], g
     meta: dict[str, object] = {str(k): str(v) for k, v in (metadata or {}).items()}
     meta["total_size"] = sum(t.nbytes for t in infos)
     index = json.dumps({"metadata": meta, "weight_map": weight_map}, indent=2).encode()
-    files.append(_write_atomic(out / f"{prefix}.safetensors.index.json", index))
+    files.append(write_bytes_atomic(out / f"{prefix}.safetensors.index.json", index))
     return files
-
-
-def _write_atomic(path: Path, data: bytes) -> Path:
-    """Write a small file atomically (temp file, fsync, rename, fsync of the folder)."""
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-    except OSError as exc:
-        raise StorageError(f"cannot write {path}: {exc}") from exc
-    _fsync_dir(path.parent)
-    return path
 
 
 def save_state_dict(state_dict: Mapping[str, torch.Tensor], path: str | os.PathLike[str], *,
@@ -197,20 +162,6 @@ def _table(state_dict: Mapping[str, torch.Tensor]) -> list[TensorInfo]:
     if callable(table):
         return list(table())
     return [TensorInfo(k, dtype_from_torch(v.dtype).code, tuple(v.shape)) for k, v in state_dict.items()]
-
-
-def _fsync_dir(folder: Path) -> None:
-    """Make a rename durable (POSIX); a no-op where folders cannot be opened (Windows)."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 __all__ = ["safetensors_header", "parse_size", "save_state_dict", "write_safetensors", "write_sharded"]

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +28,7 @@ from torch import nn
 
 from weightzoo.errors import CheckpointError, ComputeGraphError
 from weightzoo.zoo.arch.example_inputs import example_inputs
+from weightzoo.zoo.formats.durable import atomic_path
 
 from .io import read_graph_file
 from .ops import OP_VOCAB_VERSION, OpType
@@ -329,7 +329,7 @@ class ComputeGraph:
 
     def save(self, path: str | os.PathLike[str]) -> None:
         """Write one safetensors file: tensors (op ids, shapes, edges, virtual edges) plus the nodes,
-        coverage, spec and metadata as JSON in ``__metadata__`` (no pickles). Atomic (temp + ``os.replace``)."""
+        coverage, spec and metadata as JSON in ``__metadata__`` (no pickles). Durable and atomic (:mod:`weightzoo.zoo.formats.durable`)."""
         from safetensors.torch import save_file
 
         path = Path(path)
@@ -346,14 +346,8 @@ class ComputeGraph:
                 "backend": self.backend, "spec": json.dumps(self.spec),
                 "input_shapes": json.dumps([list(s) for s in self.input_shapes]),
                 "metadata": json.dumps(self.metadata, default=str)}
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
-        os.close(fd)
-        try:
+        with atomic_path(path) as tmp:
             save_file(tensors, tmp, metadata=meta)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> ComputeGraph:

@@ -32,9 +32,7 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Mapping
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -50,6 +48,7 @@ from weightzoo.errors import (
 )
 from weightzoo.zoo.arch import HF_FORMAT, TORCH_FORMAT, spec_from_module
 from weightzoo.zoo.formats.dtypes import dtype_from_code, dtype_from_torch
+from weightzoo.zoo.formats.durable import atomic_path
 
 from .io import read_graph_file
 from .layout import Layout, ParamSlot, Skipped, layout_of
@@ -410,7 +409,7 @@ class ParameterGraph:
     # --- files -----------------------------------------------------------------------------------
     def save(self, path: str | os.PathLike[str]) -> None:
         """Write the graph as one safetensors file (tensors) with the spec, vocab version, max_kernel,
-        dtypes and metadata as JSON in its ``__metadata__``. Atomic: temp file + ``os.replace``."""
+        dtypes and metadata as JSON in its ``__metadata__``. Durable and atomic (:mod:`weightzoo.zoo.formats.durable`)."""
         from safetensors.torch import save_file
 
         tensors = {"edge_attr": self.edge_attr.contiguous(), "node_values": self.node_values.contiguous(),
@@ -421,17 +420,8 @@ class ParameterGraph:
                 "max_kernel": json.dumps(list(self.max_kernel)), "dtypes": json.dumps(self.dtypes),
                 "node_value_columns": json.dumps(list(NODE_VALUE_COLUMNS)), "metadata": json.dumps(self.metadata),
                 "order": json.dumps(self.order), "aliases": json.dumps(self.aliases), "names": json.dumps(self._names)}
-        target = Path(path)
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent or ".")
-        os.close(fd)
-        try:
+        with atomic_path(path) as tmp:
             save_file(tensors, tmp, metadata=meta)
-            with open(tmp, "rb") as fh:
-                os.fsync(fh.fileno())
-            os.replace(tmp, target)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> ParameterGraph:

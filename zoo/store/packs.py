@@ -27,6 +27,7 @@ import torch
 from weightzoo.errors import StorageError, ZooCorruptError
 from weightzoo.zoo.formats.base import TensorInfo
 from weightzoo.zoo.formats.dtypes import count_nonfinite, dtype_from_code, tensor_from_bytes
+from weightzoo.zoo.formats.durable import durable_replace
 
 TMP_PREFIX = ".tmp-"
 # Start writing dirty pages back after this many bytes, in a background thread, so the final fsync
@@ -54,14 +55,6 @@ def digest_tensor(model: str, info: TensorInfo, data: memoryview) -> tuple[str, 
     if len(data) != info.nbytes:
         raise StorageError(f"{model}: tensor {info.name!r} read {len(data)} bytes, expected {info.nbytes}")
     return (blob_hash(info.dtype, info.shape, data), *count_nonfinite(data, info.dtype))
-
-
-def fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 @dataclass(frozen=True)
@@ -167,13 +160,7 @@ class PackWriter:
             self._file.flush()
             self._file.close()
             self._file = None
-            fd = os.open(self.tmp, os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            os.replace(self.tmp, self.path)
-            fsync_dir(self.folder)
+            durable_replace(self.tmp, self.path)
         except OSError as exc:
             self.abort()
             raise StorageError(f"finishing pack {self.path}: {_reason(exc)}") from exc
@@ -291,4 +278,4 @@ class PackReader:
             self._open.clear()
 
 
-__all__ = ["digest_tensor", "PACK_SUFFIX", "SMALL_BLOB", "TMP_PREFIX", "BlobLocation", "PackReader", "PackWriter", "blob_hash", "fsync_dir"]
+__all__ = ["digest_tensor", "PACK_SUFFIX", "SMALL_BLOB", "TMP_PREFIX", "BlobLocation", "PackReader", "PackWriter", "blob_hash"]
