@@ -19,7 +19,7 @@ every block at every step): memory is about :math:`(N+1)\times` the trained tens
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,7 +27,8 @@ import torch
 
 from weightzoo.errors import ShapeMismatchError, WeightzooError
 
-from .task_vectors import TaskVector, TensorSpec, open_source, tensor_specs
+from .sources import SpecStateDict, TensorSpec, open_source, tensor_specs
+from .task_vectors import TaskVector
 
 LossFn = Callable[[dict[str, torch.Tensor], Any], torch.Tensor]
 
@@ -94,13 +95,13 @@ class AtlasResult:
         return _AtlasMerged(self, dtype)
 
 
-class _AtlasMerged(Mapping[str, torch.Tensor]):
+class _AtlasMerged(SpecStateDict):
     def __init__(self, res: AtlasResult, dtype: torch.dtype | None) -> None:
         self._r = res
-        self.specs = {n: TensorSpec(s.shape, dtype if (dtype is not None and s.is_float) else s.dtype)
-                      for n, s in res._specs.items()}
+        super().__init__({n: TensorSpec(s.shape, dtype if (dtype is not None and s.is_float) else s.dtype)
+                          for n, s in res._specs.items()})
 
-    def __getitem__(self, name: str) -> torch.Tensor:
+    def _load(self, name: str) -> torch.Tensor:
         r = self._r
         b = r._base[name]
         in_tv = any(name in tv for tv in r._tvs)
@@ -113,12 +114,6 @@ class _AtlasMerged(Mapping[str, torch.Tensor]):
             else:
                 out = b.to(stack.dtype) + r.init * stack.sum(0)
         return out.to(self.specs[name].dtype)
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self.specs)
-
-    def __len__(self) -> int:
-        return len(self.specs)
 
 
 def _stack(tvs: Sequence[TaskVector], name: str, shape: torch.Size | tuple[int, ...]) -> torch.Tensor:

@@ -31,6 +31,7 @@ import numpy as np
 import torch
 
 from weightzoo.errors import FilterAnalysisError
+from weightzoo.zoo.formats.base import TensorTable
 from weightzoo.zoo.formats.durable import atomic_path, atomic_write, durable_replace, temp_name
 
 from .filter_metrics import _CHUNK, SPARSITY_EPS, DegenerationThresholds, layer_quality
@@ -100,13 +101,8 @@ def _module_groups(module: torch.nn.Module) -> dict[str, int]:
 
 def _tensor_shapes(sd: Mapping[str, torch.Tensor]) -> dict[str, tuple[int, ...]] | None:
     """Shapes without reading tensor bytes, when the lazy mapping can tell them (readers, the store)."""
-    infos = getattr(sd, "tensor_infos", None)
-    if callable(infos):
-        return {t.name: tuple(t.shape) for t in infos()}
-    ckpt = getattr(sd, "_ckpt", None)
-    tensors = getattr(ckpt, "tensors", None)
-    if tensors is not None:
-        return {t.name: tuple(t.shape) for t in tensors}
+    if isinstance(sd, TensorTable):
+        return {t.name: tuple(t.shape) for t in sd.tensor_infos()}
     if isinstance(sd, dict):
         return {k: tuple(v.shape) for k, v in sd.items() if isinstance(v, torch.Tensor)}
     return None

@@ -61,17 +61,16 @@ from .merge_kernels import (
     tensor_seed,
     trim,
 )
-from .task_vectors import (
-    MatchReport,
+from .sources import (
+    SpecStateDict,
     TensorSpec,
-    check_policy,
     compute_dtype,
-    match_models,
     open_source,
     read_as,
     source_label,
     tensor_specs,
 )
+from .task_vectors import MatchReport, check_policy, match_models
 
 METHODS = ("mean", "linear", "task-arithmetic", "ties", "dare", "dare-ties", "slerp")
 _USES_BASE = {"task-arithmetic", "ties", "dare", "dare-ties"}
@@ -139,7 +138,7 @@ def _mapped_view(sd: Mapping[str, torch.Tensor], name: str, dtype: torch.dtype) 
     return np.frombuffer(ckpt.read_bytes(name), dtype=_NP_FLOAT[dtype])
 
 
-class MergedStateDict(Mapping[str, torch.Tensor]):
+class MergedStateDict(SpecStateDict):
     """The lazy result of :func:`merge`: each tensor is computed when read.
 
     Attributes:
@@ -190,9 +189,8 @@ class MergedStateDict(Mapping[str, torch.Tensor]):
         self._ref_specs = ref_specs
         self._model_specs = ([ref_specs] if self._base is None else []) + [sp for _, sp in others]
         skip = set(self.report.skipped)
-        self.specs: dict[str, TensorSpec] = {
-            n: TensorSpec(s.shape, dtype if (dtype is not None and s.is_float) else s.dtype)
-            for n, s in ref_specs.items() if n not in skip}
+        super().__init__({n: TensorSpec(s.shape, dtype if (dtype is not None and s.is_float) else s.dtype)
+                          for n, s in ref_specs.items() if n not in skip})
         self._merged = set(self.report.names)
         self._thresholds: list[float] | None = None
         # TIES reads float inputs straight from memory-mapped checkpoints into one reused buffer per model
@@ -203,24 +201,8 @@ class MergedStateDict(Mapping[str, torch.Tensor]):
         self._last_merged = merged_names[-1] if merged_names else None
         self._largest = max((ref_specs[n].numel for n in merged_names), default=0)
 
-    # --- mapping protocol -------------------------------------------------------------------------
-    def __iter__(self) -> Iterator[str]:
-        return iter(self.specs)
-
-    def __len__(self) -> int:
-        return len(self.specs)
-
-    def __contains__(self, name: object) -> bool:
-        return name in self.specs
-
-    def tensor_infos(self) -> list[Any]:
-        """The output tensor table (name, dtype code, shape) without computing anything."""
-        from weightzoo.zoo.formats.base import TensorInfo
-        from weightzoo.zoo.formats.dtypes import dtype_from_torch
-
-        return [TensorInfo(n, dtype_from_torch(s.dtype).code, s.shape) for n, s in self.specs.items()]
-
-    def __getitem__(self, name: str) -> torch.Tensor:
+    # --- one merged tensor -----------------------------------------------------------------------
+    def _load(self, name: str) -> torch.Tensor:
         spec = self.specs[name]
         if name not in self._merged:  # integer buffers, tensors kept from the base by policy
             return read_as(self._ref, name, spec.dtype)

@@ -20,6 +20,8 @@ from typing import Any
 import torch
 
 from weightzoo.errors import InvalidOptionError, NoWeightsError
+from weightzoo.zoo.formats.base import LazyStateDict, TensorInfo, TensorTable
+from weightzoo.zoo.formats.dtypes import dtype_from_code, dtype_from_torch
 
 
 def open_source(source: Any, *, zoo: Any = None) -> Mapping[str, torch.Tensor]:
@@ -54,22 +56,27 @@ class TensorSpec:
         return math.prod(self.shape)
 
 
+class SpecStateDict(LazyStateDict):
+    """A lazy state dict whose table is ``specs`` (name → :class:`TensorSpec`, known before any read):
+    the base of merges, applied task vectors and aTLAS results. Subclasses implement ``_load``."""
+
+    def __init__(self, specs: Mapping[str, TensorSpec]) -> None:
+        self.specs = dict(specs)
+        super().__init__(self.specs)
+
+    def tensor_infos(self) -> list[TensorInfo]:
+        return [TensorInfo(n, dtype_from_torch(s.dtype).code, s.shape) for n, s in self.specs.items()]
+
+
 def tensor_specs(sd: Mapping[str, torch.Tensor]) -> dict[str, TensorSpec]:
     """Name → :class:`TensorSpec` for every tensor of ``sd``, in its order.
 
     Uses the tensor table of a checkpoint or zoo model when the mapping exposes one (no bytes read); an
     in-memory dict is inspected directly; any other mapping is read tensor by tensor (one at a time).
     """
-    from weightzoo.zoo.formats.dtypes import dtype_from_code
-
-    table: Any = None
-    infos = getattr(sd, "tensor_infos", None)  # checkpoint readers and zoo models: the table, no bytes read
-    if callable(infos):
-        table = infos()
-    if table is not None:
-        items = table.values() if isinstance(table, Mapping) else table
+    if isinstance(sd, TensorTable):  # readers, zoo models, merges: the table, no bytes read
         out: dict[str, TensorSpec] = {}
-        for info in items:
+        for info in sd.tensor_infos():
             code = getattr(info, "dtype", None)
             dt = dtype_from_code(code).torch if isinstance(code, str) else code
             if not isinstance(dt, torch.dtype):
@@ -87,7 +94,7 @@ def tensor_specs(sd: Mapping[str, torch.Tensor]) -> dict[str, TensorSpec]:
 def owns_reads(sd: Mapping[str, torch.Tensor]) -> bool:
     """Whether each read of ``sd`` returns a new tensor (checkpoint readers, zoo models) rather than the
     caller's own (a module's state dict): only then may a read be modified in place."""
-    return callable(getattr(sd, "tensor_infos", None))
+    return isinstance(sd, TensorTable)
 
 
 def read_as(sd: Mapping[str, torch.Tensor], name: str, dtype: torch.dtype) -> torch.Tensor:
@@ -132,5 +139,5 @@ def pattern_value(patterns: Mapping[str, Any], module: str, default: Any) -> Any
     return default
 
 
-__all__ = ["TensorSpec", "compute_dtype", "find_weights_file", "open_source", "owns_reads", "pattern_value",
+__all__ = ["SpecStateDict", "TensorSpec", "compute_dtype", "find_weights_file", "open_source", "owns_reads", "pattern_value",
            "read_as", "read_json", "source_label", "tensor_specs"]

@@ -32,6 +32,7 @@ import torch
 from weightzoo.errors import ShapeMismatchError, TensorNotFoundError, WeightzooError
 
 from .sources import (
+    SpecStateDict,
     TensorSpec,
     compute_dtype,
     open_source,
@@ -423,33 +424,20 @@ def _cos(dot: float, na: float, nb: float) -> float:
     return dot / den if den > 0 else 0.0
 
 
-class _Applied(Mapping[str, torch.Tensor]):
+class _Applied(SpecStateDict):
     def __init__(self, base: Mapping[str, torch.Tensor], specs: dict[str, TensorSpec], tv: TaskVector, scale: float,
                  dtype: torch.dtype | None) -> None:
         self._base, self._tv, self._scale = base, tv, scale
-        self._names = set(tv.shapes)
-        self.specs = {n: TensorSpec(s.shape, dtype if (dtype is not None and s.is_float) else s.dtype)
-                      for n, s in specs.items()}
+        self._delta_names = set(tv.shapes)
+        super().__init__({n: TensorSpec(s.shape, dtype if (dtype is not None and s.is_float) else s.dtype)
+                          for n, s in specs.items()})
 
-    def tensor_infos(self) -> list[Any]:
-        """The output tensor table (name, dtype code, shape) without computing anything: the writer's header."""
-        from weightzoo.zoo.formats.base import TensorInfo
-        from weightzoo.zoo.formats.dtypes import dtype_from_torch
-
-        return [TensorInfo(n, dtype_from_torch(s.dtype).code, s.shape) for n, s in self.specs.items()]
-
-    def __getitem__(self, name: str) -> torch.Tensor:
+    def _load(self, name: str) -> torch.Tensor:
         spec = self.specs[name]
-        if name not in self._names:
+        if name not in self._delta_names:
             return read_as(self._base, name, spec.dtype)
         d = self._tv[name]
         return read_as(self._base, name, d.dtype).add_(d, alpha=self._scale).to(spec.dtype)
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self.specs)
-
-    def __len__(self) -> int:
-        return len(self.specs)
 
 
 def task_vectors(models: Sequence[Any], base: Any, *, zoo: Any = None, missing: str = "error") -> list[TaskVector]:

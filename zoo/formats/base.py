@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import torch
 
@@ -83,7 +83,7 @@ class Checkpoint(ABC):
 
     def state_dict(self) -> Mapping[str, torch.Tensor]:
         """A lazy mapping name → tensor; each access reads one tensor."""
-        return _LazyStateDict(self)
+        return _CheckpointStateDict(self)
 
     @property
     def parameter_count(self) -> int:
@@ -107,16 +107,38 @@ class Checkpoint(ABC):
         self.close()
 
 
-class _LazyStateDict(Mapping[str, torch.Tensor]):
-    def __init__(self, ckpt: Checkpoint) -> None:
-        self._ckpt = ckpt
-        self._names = [t.name for t in ckpt.tensors]
+@runtime_checkable
+class TensorTable(Protocol):
+    """Anything that knows its tensor table without reading tensor bytes (readers, zoo models, merges)."""
+
+    def tensor_infos(self) -> list[TensorInfo]: ...
+
+
+class LazyStateDict(Mapping[str, torch.Tensor], ABC):
+    """A name → tensor mapping whose names are known up front and whose tensors are read on access.
+
+    The one base of every lazy state dict (checkpoint readers, zoo models, merges, applied task vectors):
+    subclasses give the names in order, :meth:`_load` (one tensor) and :meth:`tensor_infos` (the table,
+    no bytes read), so streaming writers and analyses learn shapes and dtypes for free. Each read returns
+    a new tensor the caller owns.
+    """
+
+    def __init__(self, names: Iterable[str]) -> None:
+        self._names = list(names)
         self._set = set(self._names)
+
+    @abstractmethod
+    def _load(self, name: str) -> torch.Tensor:
+        """Read (or compute) one tensor; ``name`` is known to be present."""
+
+    @abstractmethod
+    def tensor_infos(self) -> list[TensorInfo]:
+        """The tensor table (name, dtype code, shape) in order, without reading any bytes."""
 
     def __getitem__(self, key: str) -> torch.Tensor:
         if key not in self._set:
             raise KeyError(key)
-        return self._ckpt.read(key)
+        return self._load(key)
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._names)
@@ -127,8 +149,19 @@ class _LazyStateDict(Mapping[str, torch.Tensor]):
     def __contains__(self, key: object) -> bool:
         return key in self._set
 
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__}: {len(self._names)} tensors>"
+
+
+class _CheckpointStateDict(LazyStateDict):
+    def __init__(self, ckpt: Checkpoint) -> None:
+        super().__init__(t.name for t in ckpt.tensors)
+        self._ckpt = ckpt
+
+    def _load(self, name: str) -> torch.Tensor:
+        return self._ckpt.read(name)
+
     def tensor_infos(self) -> list[TensorInfo]:
-        """The tensor table without reading any bytes (used by streaming writers)."""
         return list(self._ckpt.tensors)
 
     @property
@@ -137,4 +170,4 @@ class _LazyStateDict(Mapping[str, torch.Tensor]):
         return self._ckpt
 
 
-__all__ = ["Checkpoint", "TensorInfo"]
+__all__ = ["Checkpoint", "LazyStateDict", "TensorInfo", "TensorTable"]

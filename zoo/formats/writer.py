@@ -22,7 +22,7 @@ import torch
 
 from weightzoo.errors import InvalidOptionError, ShapeMismatchError
 
-from .base import TensorInfo
+from .base import TensorInfo, TensorTable
 from .dtypes import dtype_from_torch, tensor_bytes
 from .durable import atomic_write, write_bytes_atomic
 
@@ -158,9 +158,8 @@ def save_state_dict(state_dict: Mapping[str, torch.Tensor], path: str | os.PathL
 
 
 def _table(state_dict: Mapping[str, torch.Tensor]) -> list[TensorInfo]:
-    table = getattr(state_dict, "tensor_infos", None)
-    if callable(table):
-        return list(table())
+    if isinstance(state_dict, TensorTable):
+        return list(state_dict.tensor_infos())
     return [TensorInfo(k, dtype_from_torch(v.dtype).code, tuple(v.shape)) for k, v in state_dict.items()]
 
 

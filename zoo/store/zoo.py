@@ -17,7 +17,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -34,7 +34,7 @@ from weightzoo.errors import (
     ZooError,
     ZooNotFoundError,
 )
-from weightzoo.zoo.formats.base import Checkpoint, TensorInfo
+from weightzoo.zoo.formats.base import Checkpoint, LazyStateDict, TensorInfo
 
 from .catalog import (
     MODEL_COLUMNS,
@@ -597,29 +597,18 @@ class Zoo:
                 "blobs": n_blobs, "packs": n_packs, "logical_bytes": logical, "stored_bytes": stored}
 
 
-class _ZooStateDict(Mapping[str, torch.Tensor]):
+class _ZooStateDict(LazyStateDict):
     def __init__(self, zoo: Zoo, model_id: int, ref: str, names: list[str]) -> None:
-        self._zoo, self._id, self._ref, self._names, self._set = zoo, model_id, ref, names, set(names)
+        super().__init__(names)
+        self._zoo, self._id, self._ref = zoo, model_id, ref
 
-    def __getitem__(self, key: str) -> torch.Tensor:
-        if key not in self._set:
-            raise KeyError(key)
-        return self._zoo._tensor_of(self._id, self._ref, key)
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._names)
-
-    def __len__(self) -> int:
-        return len(self._names)
-
-    def __contains__(self, key: object) -> bool:
-        return key in self._set
+    def _load(self, name: str) -> torch.Tensor:
+        return self._zoo._tensor_of(self._id, self._ref, name)
 
     def __repr__(self) -> str:
         return f"<lazy state dict of {self._ref!r}: {len(self._names)} tensors>"
 
     def tensor_infos(self) -> list[TensorInfo]:
-        """The tensor table without reading any bytes (used by streaming writers)."""
         return [TensorInfo(t.name, t.dtype, t.shape) for t in self._zoo._tensors_of(self._id)]
 
 
