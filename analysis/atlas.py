@@ -25,7 +25,7 @@ from typing import Any
 
 import torch
 
-from weightzoo.errors import ShapeMismatchError, WeightzooError
+from weightzoo.errors import AnalysisError, InvalidOptionError, ShapeMismatchError
 
 from .sources import SpecStateDict, TensorSpec, open_source, tensor_specs
 from .task_vectors import TaskVector
@@ -57,10 +57,10 @@ def classification_objective(module_factory: torch.nn.Module | Callable[[], torc
     """
     module = module_factory if isinstance(module_factory, torch.nn.Module) else module_factory()
     if not isinstance(module, torch.nn.Module):
-        raise WeightzooError(f"module_factory returned a {type(module).__name__}, not an nn.Module")
+        raise AnalysisError(f"module_factory returned a {type(module).__name__}, not an nn.Module")
     module.eval()
     if not batches:
-        raise WeightzooError("classification_objective needs at least one (x, y) batch")
+        raise InvalidOptionError("classification_objective needs at least one (x, y) batch")
 
     def loss(params: dict[str, torch.Tensor], batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
         x, y = batch
@@ -147,9 +147,9 @@ def learn_coefficients(base: Any, task_vectors: Sequence[TaskVector], objective:
         an :class:`AtlasResult`; ``result.state_dict()`` is the merged model.
     """
     if not task_vectors:
-        raise WeightzooError("learn_coefficients needs at least one task vector")
+        raise InvalidOptionError("learn_coefficients needs at least one task vector")
     if steps < 0 or partitions < 1 or lr <= 0:
-        raise WeightzooError(f"need steps >= 0, partitions >= 1, lr > 0 (got {steps}, {partitions}, {lr})")
+        raise InvalidOptionError(f"need steps >= 0, partitions >= 1, lr > 0 (got {steps}, {partitions}, {lr})")
     tvs = [tv if isinstance(tv, TaskVector) else TaskVector(tv, base, zoo=zoo) for tv in task_vectors]
     base_sd = open_source(base, zoo=zoo)
     specs = tensor_specs(base_sd)
@@ -181,14 +181,14 @@ def learn_coefficients(base: Any, task_vectors: Sequence[TaskVector], objective:
     history: list[float] = []
     batches = objective.batches
     if not batches:
-        raise WeightzooError("the objective has no batches")
+        raise InvalidOptionError("the objective has no batches")
     for step in range(steps):
         params = dict(fixed)
         for n in names:
             params[n] = fixed[n].to(stacks[n].dtype) + _combine(coefs[block_of[n]], stacks[n], parts.get(n))
         loss = objective.loss(params, batches[step % len(batches)])
         if not isinstance(loss, torch.Tensor) or loss.dim() != 0:
-            raise WeightzooError("the objective's loss must return a scalar tensor")
+            raise AnalysisError("the objective's loss must return a scalar tensor")
         opt.zero_grad()
         loss.backward()
         opt.step()

@@ -27,7 +27,7 @@ from typing import Any
 
 import torch
 
-from weightzoo.errors import CheckpointError, WeightzooError
+from weightzoo.errors import CheckpointError, InvalidOptionError, UnsupportedFormatError
 
 from .sources import (
     compute_dtype,
@@ -53,7 +53,7 @@ def lora_deltas(adapter: str | os.PathLike[str] | Mapping[str, torch.Tensor], ba
     """Shapes and a per-tensor function of the adapter's deltas, plus the opened base (or ``None``)."""
     if isinstance(adapter, Mapping):
         if config is None:
-            raise WeightzooError("from_lora with a mapping of tensors needs config= (the adapter_config.json dict)")
+            raise InvalidOptionError("from_lora with a mapping of tensors needs config= (the adapter_config.json dict)")
         sd: Mapping[str, torch.Tensor] = adapter
         cfg = dict(config)
         where = "adapter"
@@ -67,7 +67,7 @@ def lora_deltas(adapter: str | os.PathLike[str] | Mapping[str, torch.Tensor], ba
         sd = open_source(str(weights))
         where = str(weights)
     if cfg.get("use_dora"):
-        raise WeightzooError(f"{where}: DoRA adapters rescale weights per column and are not additive task vectors")
+        raise UnsupportedFormatError(where, "DoRA adapters rescale weights per column and are not additive task vectors")
     alpha0 = float(cfg.get("lora_alpha", cfg.get("r", 8)))
     alphas = cfg.get("alpha_pattern") or {}
     rslora = bool(cfg.get("use_rslora", False))
@@ -78,7 +78,7 @@ def lora_deltas(adapter: str | os.PathLike[str] | Mapping[str, torch.Tensor], ba
     full: dict[str, str] = {}  # base name -> adapter key of a full replacement tensor
     for key in specs:
         if "lora_magnitude_vector" in key:
-            raise WeightzooError(f"{where}: {key} is a DoRA magnitude; DoRA adapters are not additive task vectors")
+            raise UnsupportedFormatError(where, f"{key} is a DoRA magnitude; DoRA adapters are not additive task vectors")
         m = _LORA.match(key)
         if m:
             mod = _strip(m.group("mod"))
@@ -112,7 +112,7 @@ def lora_deltas(adapter: str | os.PathLike[str] | Mapping[str, torch.Tensor], ba
 
     base_sd = open_source(base, zoo=zoo) if base is not None else None
     if full and base_sd is None:
-        raise WeightzooError(f"{where}: the adapter saves full tensors ({', '.join(list(full)[:5])}); pass base= to "
+        raise InvalidOptionError(f"{where}: the adapter saves full tensors ({', '.join(list(full)[:5])}); pass base= to "
                              "turn them into differences")
     for name, key in full.items():
         if name in shapes:

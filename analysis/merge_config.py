@@ -28,7 +28,7 @@ from typing import Any
 
 import torch
 
-from weightzoo.errors import WeightzooError
+from weightzoo.errors import ConfigError, InvalidOptionError
 
 from .merging import resolve_method
 
@@ -44,7 +44,7 @@ def resolve_dtype(name: str | None) -> torch.dtype | None:
     try:
         return DTYPES[str(name).lower()]
     except KeyError:
-        raise WeightzooError(f"unknown dtype {name!r}; choose one of {', '.join(sorted(DTYPES))}") from None
+        raise InvalidOptionError(f"unknown dtype {name!r}; choose one of {', '.join(sorted(DTYPES))}") from None
 
 
 @dataclass
@@ -64,36 +64,36 @@ class MergeConfig:
 def _num(v: Any, what: str) -> float:
     if isinstance(v, bool) or not isinstance(v, int | float):
         if isinstance(v, list | dict):
-            raise WeightzooError(f"{what}: per-layer gradients (lists/filters) are not supported; give one number")
-        raise WeightzooError(f"{what} must be a number, got {v!r}")
+            raise ConfigError(f"{what}: per-layer gradients (lists/filters) are not supported; give one number")
+        raise ConfigError(f"{what} must be a number, got {v!r}")
     return float(v)
 
 
 def parse_merge_config(data: Mapping[str, Any], *, where: str = "merge config") -> MergeConfig:
     """Validate a mergekit-style recipe (already loaded from YAML/JSON)."""
     if not isinstance(data, Mapping):
-        raise WeightzooError(f"{where}: expected a mapping at the top level")
+        raise ConfigError(f"{where}: expected a mapping at the top level")
     unsupported = {"slices", "tokenizer_source", "tokenizer", "chat_template"} & set(data)
     if unsupported:
-        raise WeightzooError(f"{where}: {', '.join(sorted(unsupported))} not supported (whole-model merges only)")
+        raise ConfigError(f"{where}: {', '.join(sorted(unsupported))} not supported (whole-model merges only)")
     known = {"merge_method", "base_model", "models", "parameters", "dtype", "seed", "trim", "out_dtype"}
     extra = set(data) - known
     if extra:
-        raise WeightzooError(f"{where}: unknown keys {sorted(extra)}; expected {sorted(known)}")
+        raise ConfigError(f"{where}: unknown keys {sorted(extra)}; expected {sorted(known)}")
     if "merge_method" not in data:
-        raise WeightzooError(f"{where}: merge_method is required")
+        raise ConfigError(f"{where}: merge_method is required")
     method = resolve_method(str(data["merge_method"]))
     base = data.get("base_model")
     if base is not None and not isinstance(base, str):
-        raise WeightzooError(f"{where}: base_model must be a string")
+        raise ConfigError(f"{where}: base_model must be a string")
     glob = dict(data.get("parameters") or {})
     if not isinstance(data.get("parameters") or {}, Mapping):
-        raise WeightzooError(f"{where}: parameters must be a mapping")
+        raise ConfigError(f"{where}: parameters must be a mapping")
     default_w = _num(glob.pop("weight"), "parameters.weight") if "weight" in glob else 1.0
     default_d = glob.pop("density", None)
     entries = data.get("models")
     if not isinstance(entries, list) or not entries:
-        raise WeightzooError(f"{where}: models must be a non-empty list")
+        raise ConfigError(f"{where}: models must be a non-empty list")
     models: list[str] = []
     weights: list[float] = []
     densities: list[float | None] = []
@@ -101,11 +101,11 @@ def parse_merge_config(data: Mapping[str, Any], *, where: str = "merge config") 
         if isinstance(e, str):
             e = {"model": e}
         if not isinstance(e, Mapping) or not isinstance(e.get("model"), str):
-            raise WeightzooError(f"{where}: models[{i}] needs a 'model' string")
+            raise ConfigError(f"{where}: models[{i}] needs a 'model' string")
         p = dict(e.get("parameters") or {})
         bad = set(p) - {"weight", "density"}
         if bad:
-            raise WeightzooError(f"{where}: models[{i}].parameters: unknown {sorted(bad)} (weight, density)")
+            raise ConfigError(f"{where}: models[{i}].parameters: unknown {sorted(bad)} (weight, density)")
         if e["model"] == base and method != "slerp":
             continue
         models.append(e["model"])
@@ -126,7 +126,7 @@ def parse_merge_config(data: Mapping[str, Any], *, where: str = "merge config") 
     trim = str(data.get("trim", "tensor"))
     seed = data.get("seed", 0)
     if isinstance(seed, bool) or not isinstance(seed, int):
-        raise WeightzooError(f"{where}: seed must be an integer")
+        raise ConfigError(f"{where}: seed must be an integer")
     return MergeConfig(method, models, base, weights, params, resolve_dtype(data.get("dtype", data.get("out_dtype"))),
                        seed, trim)
 
@@ -139,9 +139,9 @@ def load_merge_config(path: str | os.PathLike[str]) -> MergeConfig:
         with open(path, encoding="utf-8") as f:
             data = yaml.safe_load(f)
     except OSError as exc:
-        raise WeightzooError(f"cannot read merge config {path}: {exc}") from exc
+        raise ConfigError(f"cannot read merge config {path}: {exc}") from exc
     except yaml.YAMLError as exc:
-        raise WeightzooError(f"{path}: invalid YAML: {exc}") from exc
+        raise ConfigError(f"{path}: invalid YAML: {exc}") from exc
     return parse_merge_config(data, where=os.fspath(path))
 
 

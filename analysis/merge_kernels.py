@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from weightzoo.errors import WeightzooError
+from weightzoo.errors import AnalysisError
 
 SLERP_DOT_THRESHOLD = 0.9995
 _CHUNK = 1 << 21  # global threshold: entries per histogram chunk
@@ -372,7 +372,7 @@ def global_magnitude_threshold(tensors: Callable[[], Iterable[torch.Tensor]], de
     for t in tensors():
         first = first or t.dtype
         if t.dtype != first:  # the histogram's bins are the float's bits: one dtype per pass
-            raise WeightzooError(f"global magnitude threshold needs one dtype for all tensors, got {first} and {t.dtype}")
+            raise AnalysisError(f"global magnitude threshold needs one dtype for all tensors, got {first} and {t.dtype}")
         n += t.numel()
         for c in _chunks(t):
             h = torch.bincount(_bins(c), minlength=_nbins(c.dtype))

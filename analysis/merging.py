@@ -45,7 +45,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from weightzoo.errors import WeightzooError
+from weightzoo.errors import InvalidOptionError
 
 from .merge_kernels import (
     SLERP_DOT_THRESHOLD,
@@ -90,7 +90,7 @@ def resolve_method(method: str) -> str:
     m = method.strip().lower().replace("_", "-")
     m = {"soup": "mean", "dare-linear": "dare", "ta": "task-arithmetic"}.get(m, m)
     if m not in METHODS:
-        raise WeightzooError(f"unknown merge method {method!r}; choose one of {', '.join(METHODS)}")
+        raise InvalidOptionError(f"unknown merge method {method!r}; choose one of {', '.join(METHODS)}")
     return m
 
 
@@ -103,21 +103,21 @@ def _parse_params(method: str, params: Mapping[str, Any] | None, n_models: int) 
     for key, value in (params or {}).items():
         k = "lambda" if key in ("lambda_", "lam", "scale") else key
         if k not in allowed:
-            raise WeightzooError(f"{method} takes no parameter {key!r}; it takes: {', '.join(allowed) or 'none'}")
+            raise InvalidOptionError(f"{method} takes no parameter {key!r}; it takes: {', '.join(allowed) or 'none'}")
         out[k] = value
     if "density" in out:
         dens = out["density"]
         dens = list(dens) if isinstance(dens, list | tuple) else [dens] * n_models
         if len(dens) != n_models or not all(isinstance(d, int | float) and 0.0 < float(d) <= 1.0 for d in dens):
-            raise WeightzooError(f"density must be in (0, 1] (one value, or one per model): got {out['density']!r}")
+            raise InvalidOptionError(f"density must be in (0, 1] (one value, or one per model): got {out['density']!r}")
         out["density"] = [float(d) for d in dens]
     if "t" in out and not (isinstance(out["t"], int | float) and 0.0 <= float(out["t"]) <= 1.0):
-        raise WeightzooError(f"slerp t must be in [0, 1], got {out['t']!r}")
+        raise InvalidOptionError(f"slerp t must be in [0, 1], got {out['t']!r}")
     for b in ("normalize",):
         if b in out and not isinstance(out[b], bool):
-            raise WeightzooError(f"{b} must be true or false, got {out[b]!r}")
+            raise InvalidOptionError(f"{b} must be true or false, got {out[b]!r}")
     if "lambda" in out and not isinstance(out["lambda"], int | float):
-        raise WeightzooError(f"lambda must be a number, got {out['lambda']!r}")
+        raise InvalidOptionError(f"lambda must be a number, got {out['lambda']!r}")
     return out
 
 
@@ -154,25 +154,25 @@ class MergedStateDict(SpecStateDict):
         self.method = resolve_method(method)
         check_policy(missing)
         if trim not in ("tensor", "global"):
-            raise WeightzooError(f"trim={trim!r}: choose 'tensor' or 'global'")
+            raise InvalidOptionError(f"trim={trim!r}: choose 'tensor' or 'global'")
         models = list(models)
         if self.method == "slerp" and base is not None and len(models) == 1:
             models = [base, models[0]]  # interpolate from the base to the model
             base = None
         if not models:
-            raise WeightzooError(f"{self.method} needs at least one model")
+            raise InvalidOptionError(f"{self.method} needs at least one model")
         if self.method == "slerp" and len(models) != 2:
-            raise WeightzooError(f"slerp merges exactly two models (got {len(models)})")
+            raise InvalidOptionError(f"slerp merges exactly two models (got {len(models)})")
         if self.method in _USES_BASE and base is None:
-            raise WeightzooError(f"{self.method} needs a base model (the one the fine-tunes started from)")
+            raise InvalidOptionError(f"{self.method} needs a base model (the one the fine-tunes started from)")
         if weights is None:
             weights = [1.0] * len(models)
         weights = [float(w) for w in weights]
         if len(weights) != len(models):
-            raise WeightzooError(f"{len(weights)} weights for {len(models)} models")
+            raise InvalidOptionError(f"{len(weights)} weights for {len(models)} models")
         self.params = _parse_params(self.method, params, len(models))
         if self.method == "linear" and self.params["normalize"] and abs(sum(weights)) < 1e-12:
-            raise WeightzooError("linear merge with normalize: the weights sum to zero")
+            raise InvalidOptionError("linear merge with normalize: the weights sum to zero")
         self.weights, self.seed, self.trim = weights, int(seed), trim
         self.model_labels = [source_label(m, i) for i, m in enumerate(models)]
         self.labels: dict[str, Any] = {"base": None if base is None else source_label(base),
@@ -391,9 +391,9 @@ def save_merged(merged: Mapping[str, torch.Tensor], out: str | os.PathLike[str],
 
         name = out_s[4:]
         if not name:
-            raise WeightzooError("zoo:NAME needs a model name after 'zoo:'")
+            raise InvalidOptionError("zoo:NAME needs a model name after 'zoo:'")
         if zoo is None:
-            raise WeightzooError(f"writing to {out_s} needs a zoo (--zoo DIR)")
+            raise InvalidOptionError(f"writing to {out_s} needs a zoo (--zoo DIR)")
         z = zoo if isinstance(zoo, Zoo) else Zoo.open(zoo, create=True)
         try:
             zmeta = {"merge": summary, **(dict(metadata) if metadata else {})}

@@ -29,7 +29,7 @@ from typing import Any, ClassVar
 
 import torch
 
-from weightzoo.errors import ShapeMismatchError, TensorNotFoundError, WeightzooError
+from weightzoo.errors import InvalidOptionError, ShapeMismatchError, TensorNotFoundError
 
 from .sources import (
     SpecStateDict,
@@ -87,7 +87,7 @@ class MatchReport:
 
 def check_policy(missing: str) -> str:
     if missing not in MISSING_POLICIES:
-        raise WeightzooError(f"missing={missing!r} is not a policy; choose one of {', '.join(MISSING_POLICIES)}")
+        raise InvalidOptionError(f"missing={missing!r} is not a policy; choose one of {', '.join(MISSING_POLICIES)}")
     return missing
 
 
@@ -217,7 +217,7 @@ class TaskVector(Mapping[str, torch.Tensor]):
         if finetuned is None and base is None:
             return
         if finetuned is None or base is None:
-            raise WeightzooError("TaskVector needs both a fine-tuned model and its base")
+            raise InvalidOptionError("TaskVector needs both a fine-tuned model and its base")
         base_sd = open_source(base, zoo=zoo)
         ft_sd = open_source(finetuned, zoo=zoo)
         bspecs = tensor_specs(base_sd)
@@ -402,7 +402,7 @@ class TaskVector(Mapping[str, torch.Tensor]):
         """
         src = self.base if base is None else base
         if src is None:
-            raise WeightzooError("apply_to needs a base (none was given and the task vector has none)")
+            raise InvalidOptionError("apply_to needs a base (none was given and the task vector has none)")
         base_sd = open_source(src, zoo=zoo if zoo is not None else self.zoo)
         specs = tensor_specs(base_sd)
         mine = self.shapes

@@ -98,6 +98,18 @@ class ZooCorruptError(ZooError, OSError):
     """The zoo's files disagree with its catalogue (run ``weightzoo verify --repair``)."""
 
 
+class IncompatibleZooError(ZooError, OSError):
+    """The zoo's catalogue was written by another (newer or pre-release) weightzoo and cannot be read."""
+
+
+class AmbiguousRevisionError(ZooError, LookupError):
+    """A revision prefix matches more than one stored revision of a model."""
+
+
+class LineageError(ZooError, ValueError):
+    """A lineage edge that cannot be (a model as its own parent, an unknown relation)."""
+
+
 class StorageError(ZooError, OSError):
     """Writing to the zoo failed (disk full, permissions); the zoo is left as it was."""
 
@@ -194,14 +206,32 @@ class InvalidOptionError(WeightzooError, ValueError):
     """An option value is out of range or not one of the valid choices (the message lists them)."""
 
 
+class ConfigError(InvalidOptionError):
+    """A configuration file (a merge YAML, a mirror's repo.json) is unreadable or malformed."""
+
+
+class HeaderTooLargeError(CheckpointError):
+    """A safetensors header announces more bytes than the limit (refused before fetching them)."""
+
+
+class TruncatedResponseError(HubError):
+    """A response body ended before the length it announced (or the range asked for)."""
+
+
 __all__ = [
     "AmbiguousModelError",
+    "AmbiguousRevisionError",
+    "IncompatibleZooError",
+    "LineageError",
     "AnalysisError",
     "DatasetError",
     "FilterAnalysisError",
     "StatsError",
     "CheckpointError",
     "ComputeGraphError",
+    "ConfigError",
+    "HeaderTooLargeError",
+    "TruncatedResponseError",
     "HubError",
     "GraphTooLargeError",
     "InvalidNameError",

@@ -26,7 +26,7 @@ from weightzoo.analysis.merging import (
     tensor_seed,
 )
 from weightzoo.cli import main
-from weightzoo.errors import ShapeMismatchError, TensorNotFoundError, WeightzooError
+from weightzoo.errors import InvalidOptionError, ShapeMismatchError, TensorNotFoundError
 
 TOL = 1e-6
 
@@ -381,15 +381,15 @@ def test_missing_tensor_policies(minilm_models):
 
 def test_bad_method_and_params(minilm_models):
     d = minilm_models
-    with pytest.raises(WeightzooError, match="unknown merge method"):
+    with pytest.raises(InvalidOptionError, match="unknown merge method"):
         merge("average-ish", [d / "ft0.safetensors"], d / "base.safetensors")
-    with pytest.raises(WeightzooError, match="density"):
+    with pytest.raises(InvalidOptionError, match="density"):
         merge("ties", [d / "ft0.safetensors"], d / "base.safetensors", params={"density": 1.5})
-    with pytest.raises(WeightzooError, match="takes no parameter"):
+    with pytest.raises(InvalidOptionError, match="takes no parameter"):
         merge("mean", [d / "ft0.safetensors"], params={"density": 0.5})
-    with pytest.raises(WeightzooError, match="needs a base"):
+    with pytest.raises(InvalidOptionError, match="needs a base"):
         merge("ties", [d / "ft0.safetensors"])
-    with pytest.raises(WeightzooError, match="exactly two"):
+    with pytest.raises(InvalidOptionError, match="exactly two"):
         merge("slerp", [d / f"ft{i}.safetensors" for i in range(3)])
 
 
@@ -419,7 +419,7 @@ def test_writer_output_readable_and_bit_exact(minilm_models, tmp_path):
     # sharded next to a file name, size as text: x-0000i-of-0000N.safetensors + x.safetensors.index.json
     files = save_merged(m, tmp_path / "named" / "x.safetensors", max_shard_size="0.4MB")["files"]
     assert files[-1].endswith("x.safetensors.index.json") and Path(files[0]).name.startswith("x-00001-of-")
-    with pytest.raises(WeightzooError, match="cannot read a size"):
+    with pytest.raises(InvalidOptionError, match="cannot read a size"):
         save_merged(m, tmp_path / "bad", max_shard_size="lots")
 
 

@@ -13,7 +13,13 @@ from hypothesis import strategies as st
 from safetensors.torch import load_file, save_file
 
 from weightzoo.analysis.task_vectors import TaskVector, block_of
-from weightzoo.errors import ShapeMismatchError, TensorNotFoundError, WeightzooError
+from weightzoo.errors import (
+    CheckpointError,
+    InvalidOptionError,
+    ShapeMismatchError,
+    TensorNotFoundError,
+    UnsupportedFormatError,
+)
 
 SHAPES = {"a.weight": (4, 3), "a.bias": (4,), "b.weight": (2, 4)}
 
@@ -120,7 +126,7 @@ def test_mismatch_errors_and_policies():
     assert "a.bias" not in TaskVector(partial, base, missing="skip")
     kb = TaskVector(partial, base, missing="keep-base")
     assert torch.equal(kb["a.bias"], torch.zeros(4))
-    with pytest.raises(WeightzooError, match="policy"):
+    with pytest.raises(InvalidOptionError, match="policy"):
         TaskVector(ft, base, missing="ignore")
     other = TaskVector({"a.weight": torch.zeros(2, 2)}, {"a.weight": torch.ones(2, 2)})
     with pytest.raises(ShapeMismatchError):
@@ -192,8 +198,8 @@ def test_lora_errors(tmp_path):
     with pytest.raises(ShapeMismatchError, match="q.weight"):
         TaskVector.from_lora({"base_model.model.q.lora_A.weight": torch.zeros(2, 7),
                               "base_model.model.q.lora_B.weight": torch.zeros(5, 2)}, base, config={"r": 2})
-    with pytest.raises(WeightzooError, match="DoRA"):
+    with pytest.raises(UnsupportedFormatError, match="DoRA"):
         TaskVector.from_lora({"base_model.model.q.lora_A.weight": torch.zeros(2, 6)}, base,
                              config={"r": 2, "use_dora": True})
-    with pytest.raises(WeightzooError, match="one of its LoRA factors"):
+    with pytest.raises(CheckpointError, match="one of its LoRA factors"):
         TaskVector.from_lora({"base_model.model.q.lora_A.weight": torch.zeros(2, 6)}, base, config={"r": 2})

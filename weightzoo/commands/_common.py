@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from weightzoo.errors import SpecError, WeightzooError
+from weightzoo.errors import InvalidOptionError, SpecError
 
 
 def add_zoo(parser: argparse.ArgumentParser, *, required: bool = False) -> None:
@@ -48,7 +48,7 @@ def _plain(o: Any) -> Any:
 
 def require_zoo(args: argparse.Namespace) -> str:
     if not getattr(args, "zoo", None):
-        raise WeightzooError(f"{args.command} needs --zoo DIR (or $WEIGHTZOO_ZOO)")
+        raise InvalidOptionError(f"{args.command} needs --zoo DIR (or $WEIGHTZOO_ZOO)")
     return str(args.zoo)
 
 

@@ -6,7 +6,7 @@ import argparse
 from collections.abc import Callable
 from typing import Any
 
-from weightzoo.errors import WeightzooError
+from weightzoo.errors import InvalidOptionError
 
 from ._common import add_json, add_zoo, print_json, require_zoo
 
@@ -60,7 +60,7 @@ def _options(args: argparse.Namespace) -> dict[str, Any]:
         try:
             epochs = tuple(int(e) for e in args.epochs.split(","))
         except ValueError as exc:
-            raise WeightzooError(f"--epochs: expected comma-separated integers, got {args.epochs!r}") from exc
+            raise InvalidOptionError(f"--epochs: expected comma-separated integers, got {args.epochs!r}") from exc
         opts["epochs"] = epochs[0] if args.name == "archs" and len(epochs) == 1 else epochs
     for key in ("fits", "resolution", "target_psnr", "trained_fraction"):
         if getattr(args, key) is not None:

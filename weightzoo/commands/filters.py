@@ -9,7 +9,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from weightzoo.errors import WeightzooError
+from weightzoo.errors import InvalidOptionError
 
 from ._common import add_json, add_zoo, print_json, resolve_model_ref
 
@@ -39,13 +39,13 @@ def _sources(args: argparse.Namespace) -> list[tuple[str, str]]:
     refs = list(args.model) + list(args.models or [])
     if not refs:
         if not args.zoo:
-            raise WeightzooError("filters needs MODEL arguments, --models, or --zoo DIR (all its models)")
+            raise InvalidOptionError("filters needs MODEL arguments, --models, or --zoo DIR (all its models)")
         from weightzoo.zoo.store import Zoo
 
         with Zoo.open(args.zoo, create=False) as z:
             refs = [m.name for m in z.models() if getattr(m, "ingested", True)]
         if not refs:
-            raise WeightzooError(f"zoo {args.zoo} holds no ingested models")
+            raise InvalidOptionError(f"zoo {args.zoo} holds no ingested models")
         return [(r, r) for r in refs]
     out = []
     for ref in refs:

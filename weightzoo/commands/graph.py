@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from weightzoo.errors import SpecError, WeightzooError
+from weightzoo.errors import InvalidOptionError, SpecError
 
 from ._common import add_json, add_zoo, load_spec_file, print_json, resolve_model_ref
 
@@ -36,12 +36,12 @@ def run(args: argparse.Namespace) -> int:
     from weightzoo.zoo.store.resolve import load_state_dict
 
     if args.kind not in KINDS:
-        raise WeightzooError(f"unknown graph kind {args.kind!r}; valid: {', '.join(KINDS)}")
+        raise InvalidOptionError(f"unknown graph kind {args.kind!r}; valid: {', '.join(KINDS)}")
     if args.kind == "compute":  # ComputeGraph: operations of the architecture (see _compute_cli.py)
         from ._compute_cli import run_compute
         return run_compute(args)
     if args.max_kernel is not None and (len(args.max_kernel) not in (1, 2) or min(args.max_kernel) < 1):
-        raise WeightzooError("--max-kernel takes one or two positive ints (K or KH KW)")
+        raise InvalidOptionError("--max-kernel takes one or two positive ints (K or KH KW)")
     max_kernel = None if args.max_kernel is None else (args.max_kernel[0], args.max_kernel[-1])
     kind, ref = resolve_model_ref(args.model, args.zoo)
     spec = load_spec_file(args.spec) if args.spec else None

@@ -11,7 +11,7 @@ import sys
 import time
 from typing import Any
 
-from weightzoo.errors import WeightzooError
+from weightzoo.errors import InvalidOptionError
 
 from ._common import add_json, add_zoo, print_json, resolve_model_ref
 
@@ -48,7 +48,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def parse_param(text: str) -> tuple[str, Any]:
     """``key=value`` with value read as bool, number, comma list of numbers, or string."""
     if "=" not in text:
-        raise WeightzooError(f"--param {text!r}: expected KEY=VALUE")
+        raise InvalidOptionError(f"--param {text!r}: expected KEY=VALUE")
     key, raw = (s.strip() for s in text.split("=", 1))
     low = raw.lower()
     if low in ("true", "yes", "on"):
@@ -70,11 +70,11 @@ def _merge(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     if args.config:
         if args.method or args.base or args.models:
-            raise WeightzooError("--config replaces --method/--base/--models; give one or the other")
+            raise InvalidOptionError("--config replaces --method/--base/--models; give one or the other")
         cfg = load_merge_config(args.config)
     else:
         if not args.method or not args.models:
-            raise WeightzooError("merge needs --method and --models (or --config YAML)")
+            raise InvalidOptionError("merge needs --method and --models (or --config YAML)")
         params = dict(parse_param(p) for p in args.param)
         cfg = MergeConfig(resolve_method(args.method), list(args.models), args.base, args.weights, params)
     if args.config and args.param:
@@ -98,7 +98,7 @@ def _merge(args: argparse.Namespace) -> int:
             parents.append(value)
     out = str(args.out)
     if out.startswith("zoo:") and not zoo_dir:
-        raise WeightzooError("--out zoo:NAME needs --zoo DIR")
+        raise InvalidOptionError("--out zoo:NAME needs --zoo DIR")
     zoo = None
     if zoo_dir and (parents or out.startswith("zoo:")):
         from weightzoo.zoo.store import Zoo

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from weightzoo.errors import WeightzooError
+from weightzoo.errors import InvalidOptionError
 
 from ._common import add_json, add_zoo, print_json, resolve_model_ref
 
@@ -39,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
             refs = [("zoo", m.name) for m in z.models() if getattr(m, "ingested", True)]
     else:
         if not args.model:
-            raise WeightzooError("stats needs MODEL arguments (or --all with --zoo)")
+            raise InvalidOptionError("stats needs MODEL arguments (or --all with --zoo)")
         refs = [resolve_model_ref(m, args.zoo) for m in args.model]
     rows: list[Any] = []
     for (kind, value), label in zip(refs, [r[1] for r in refs] if args.all else args.model):

@@ -7,7 +7,7 @@ import json
 import sys
 from typing import Any
 
-from weightzoo.errors import WeightzooError
+from weightzoo.errors import InvalidOptionError
 
 from ._common import add_json, add_zoo, print_json, require_zoo
 
@@ -89,7 +89,7 @@ def _parse_kv(pairs: list[str], what: str) -> dict[str, Any]:
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key:
-            raise WeightzooError(f"{what} {pair!r} is not KEY=VALUE")
+            raise InvalidOptionError(f"{what} {pair!r} is not KEY=VALUE")
         try:
             out[key] = json.loads(value)
         except json.JSONDecodeError:
@@ -112,7 +112,7 @@ def _record_line(m: Any) -> str:
 
 def _ingest(args: argparse.Namespace) -> int:
     if args.name and len(args.paths) > 1:
-        raise WeightzooError("--name takes one PATH only")
+        raise InvalidOptionError("--name takes one PATH only")
     meta = _parse_kv(args.meta, "--meta")
     with _open(args, create=True) as zoo:
         items = [dict(source=p, name=args.name, revision=args.revision, metadata=meta, replace=args.replace)

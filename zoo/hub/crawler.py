@@ -29,10 +29,16 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from weightzoo.errors import CheckpointError, HubError, InvalidOptionError, WeightzooError
+from weightzoo.errors import (
+    CheckpointError,
+    HeaderTooLargeError,
+    HubError,
+    InvalidOptionError,
+    WeightzooError,
+)
 from weightzoo.zoo.formats.base import Checkpoint, TensorInfo
 
-from .headers import HeaderReader, HeaderTooLargeError, WeightPlan, plan_summary, select_weights
+from .headers import HeaderReader, WeightPlan, plan_summary, select_weights
 from .lineage import LineageEdge, declared_lineage
 from .retry import Retrier, RetryPolicy, classify
 

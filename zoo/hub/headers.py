@@ -24,13 +24,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from weightzoo.errors import CheckpointError
+from weightzoo.errors import CheckpointError, HeaderTooLargeError, TruncatedResponseError
 from weightzoo.zoo.formats._json import loads_strict
 from weightzoo.zoo.formats.base import TensorInfo
 from weightzoo.zoo.formats.safetensors import MAX_HEADER_BYTES, parse_header
 from weightzoo.zoo.formats.snapshot import NOT_WEIGHTS
 
-from .retry import Retrier, TruncatedResponseError
+from .retry import Retrier
 
 #: Bytes of the first range request (the same as huggingface_hub's ``get_safetensors_metadata``).
 FIRST_RANGE = 100_000
@@ -39,10 +39,6 @@ MAX_INDEX_BYTES = 50 << 20
 
 _PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt")
 _COMPONENT_FILES = ("diffusion_pytorch_model", "model")
-
-
-class HeaderTooLargeError(CheckpointError):
-    """A safetensors header announces more bytes than the limit (refused before fetching them)."""
 
 
 @dataclass(frozen=True)

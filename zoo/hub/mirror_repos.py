@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from weightzoo.errors import WeightzooError
+from weightzoo.errors import ConfigError, InvalidOptionError, WeightzooError
 from weightzoo.zoo.formats.safetensors import parse_header
 
 HUB_JSON = ".hub.json"
@@ -200,9 +200,9 @@ def _load_hub_json(folder: Path) -> dict[str, Any]:
     try:
         doc = json.loads(p.read_text())
     except ValueError as exc:
-        raise WeightzooError(f"{p}: not valid JSON: {exc}") from exc
+        raise ConfigError(f"{p}: not valid JSON: {exc}") from exc
     if not isinstance(doc, dict):
-        raise WeightzooError(f"{p}: must hold a JSON object")
+        raise ConfigError(f"{p}: must hold a JSON object")
     return doc
 
 
@@ -235,7 +235,7 @@ def scan_folder(root: str | os.PathLike[str]) -> dict[str, Repo]:
     """Every repository under ``root``: ``<org>/<name>/`` folders, and ``<name>/`` folders holding files."""
     base = Path(root)
     if not base.is_dir():
-        raise WeightzooError(f"{base}: not a folder of repositories")
+        raise InvalidOptionError(f"{base}: not a folder of repositories")
     repos: dict[str, Repo] = {}
     for top in sorted(base.iterdir()):
         if not top.is_dir() or top.name.startswith("."):

@@ -18,15 +18,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
-from weightzoo.errors import InvalidOptionError
+from weightzoo.errors import InvalidOptionError, TruncatedResponseError
 
 T = TypeVar("T")
 
 RETRY_STATUS = frozenset({408, 429, 500, 502, 503, 504})
-
-
-class TruncatedResponseError(OSError):
-    """A response body ended before the length it announced (or the range asked for)."""
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from weightzoo.errors import ZooError
+from weightzoo.errors import InvalidOptionError
 from weightzoo.zoo.formats.base import Checkpoint
 
 
@@ -84,7 +84,7 @@ def check_json(value: Any, what: str) -> None:
     try:
         json.dumps(value, allow_nan=False)
     except (TypeError, ValueError) as exc:
-        raise ZooError(f"{what} must be JSON-serialisable (plain numbers, strings, lists, dicts): {exc}") from exc
+        raise InvalidOptionError(f"{what} must be JSON-serialisable (plain numbers, strings, lists, dicts): {exc}") from exc
 
 
 __all__ = ["IngestItem", "check_json", "default_name", "library_of", "spec_for"]

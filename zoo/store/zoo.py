@@ -25,13 +25,15 @@ from typing import Any
 import torch
 
 from weightzoo.errors import (
+    AmbiguousRevisionError,
+    IncompatibleZooError,
+    LineageError,
     ModelExistsError,
     ModelNotFoundError,
     SpecError,
     StorageError,
     TensorNotFoundError,
     ZooCorruptError,
-    ZooError,
     ZooNotFoundError,
 )
 from weightzoo.zoo.formats.base import Checkpoint, LazyStateDict, TensorInfo
@@ -114,9 +116,9 @@ class Zoo:
                 pass
             if row is not None:
                 if int(row[0]) > SCHEMA_VERSION:
-                    raise ZooError(f"{self.path}: catalogue schema {row[0]} is newer than this weightzoo ({SCHEMA_VERSION})")
+                    raise IncompatibleZooError(f"{self.path}: catalogue schema {row[0]} is newer than this weightzoo ({SCHEMA_VERSION})")
                 if int(row[0]) < SCHEMA_VERSION:
-                    raise ZooError(f"{self.path}: catalogue schema {row[0]} was written by a pre-release weightzoo "
+                    raise IncompatibleZooError(f"{self.path}: catalogue schema {row[0]} was written by a pre-release weightzoo "
                                    f"(this one reads {SCHEMA_VERSION}); export its models and re-ingest them")
                 return
             with self._writer:
@@ -185,7 +187,7 @@ class Zoo:
                 rows = self._query(f"SELECT {MODEL_COLUMNS} FROM models WHERE name=? AND "
                                    "substr(revision, 1, length(?)) = ? LIMIT 2", (name, rev, rev))
                 if len(rows) > 1:
-                    raise ZooError(f"revision prefix {rev!r} of {name!r} is ambiguous")
+                    raise AmbiguousRevisionError(f"revision prefix {rev!r} of {name!r} is ambiguous")
         if not rows:
             raise ModelNotFoundError(ref, self.path)
         return rows[0]
@@ -526,7 +528,7 @@ class Zoo:
             check_name(split_ref(child)[0])
             check_name(split_ref(parent)[0])
             if child == parent:
-                raise ZooError(f"a model cannot be its own parent: {child!r}")
+                raise LineageError(f"a model cannot be its own parent: {child!r}")
         now = time.time()
         with self._writer, self._transaction() as c:
             c.executemany("INSERT OR REPLACE INTO lineage VALUES (?, ?, ?, ?, ?)",

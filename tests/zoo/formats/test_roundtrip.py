@@ -15,8 +15,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from weightzoo.errors import CheckpointError
-from weightzoo.zoo.formats.dtypes import CODES, dtype_from_code
 from weightzoo.zoo.formats import open_checkpoint
+from weightzoo.zoo.formats.dtypes import CODES, dtype_from_code
 
 # What each writer can represent in this torch / safetensors build.
 SAFETENSORS_CODES = [c for c in CODES if c != "F8_E8M0"]  # safetensors 0.8's torch bridge lacks e8m0

@@ -14,14 +14,15 @@ from hypothesis import strategies as st
 from safetensors.torch import load_file, save_file
 
 from weightzoo.errors import (
+    IncompatibleZooError,
     InvalidNameError,
+    LineageError,
     ModelExistsError,
     ModelNotFoundError,
     SpecError,
     TensorNotFoundError,
     ZooBusyError,
     ZooCorruptError,
-    ZooError,
     ZooNotFoundError,
 )
 from weightzoo.zoo.formats import TensorInfo
@@ -308,7 +309,7 @@ def test_metadata_only_and_lineage_batches_are_atomic(tmp_path: Path) -> None:
                               ("org/m2", "org/m1", "adapter", None)])
         assert {(e["child"], e["relation"]) for e in zoo.lineage("org/m0", direction="down")} == {
             ("org/m1", "finetune"), ("org/m2", "adapter")}
-        with pytest.raises(ZooError, match="own parent"):
+        with pytest.raises(LineageError, match="own parent"):
             zoo.add_lineage_many([("org/a", "org/b", "merge", None), ("org/c", "org/c", "finetune", None)])
         assert zoo.lineage("org/a") == []
 
@@ -319,7 +320,7 @@ def test_older_catalogue_schema_is_refused_clearly(tmp_path: Path) -> None:
     con.execute("UPDATE info SET value='1' WHERE key='schema'")
     con.commit()
     con.close()
-    with pytest.raises(ZooError, match="pre-release"):
+    with pytest.raises(IncompatibleZooError, match="pre-release"):
         Zoo.open(tmp_path / "z")
 
 
