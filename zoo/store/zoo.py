@@ -52,7 +52,7 @@ from .catalog import (
     tensor_from_row,
 )
 from .lock import WriterLock
-from .maintenance import VerifyReport, collect_garbage, verify_zoo
+from .maintenance import StoreAccess, VerifyReport, collect_garbage, verify_zoo
 from .packs import BlobLocation, PackReader, PackWriter, digest_tensor
 from .sources import IngestItem as _Item
 from .sources import check_json as _check_json
@@ -575,9 +575,12 @@ class Zoo:
                 c.execute("DELETE FROM models WHERE name=? AND revision=?", (rec.name, rec.revision or ""))
         return rec
 
+    def _maintenance(self) -> StoreAccess:
+        return StoreAccess(self.packs_dir, self._writer, self._transaction, self._query, self._reader)
+
     def gc(self) -> dict[str, int]:
         """Drop blobs no model points at and delete packs that hold no referenced blob."""
-        return collect_garbage(self)
+        return collect_garbage(self._maintenance())
 
     def verify(self, *, repair: bool = False, rehash: bool = True) -> VerifyReport:
         """Check that catalogue and packs agree: re-hash every blob, find missing and orphan data.
@@ -585,8 +588,7 @@ class Zoo:
         ``repair=True`` (under the writer lock) deletes orphan packs and temporary files; it never deletes
         catalogue rows that point at missing data (those are reported; re-ingest the model).
         """
-        return verify_zoo(self, repair=repair, rehash=rehash)
-
+        return verify_zoo(self._maintenance(), repair=repair, rehash=rehash)
 
     def stats(self) -> dict[str, Any]:
         """Counts and sizes: models, tensors, unique blobs, logical and stored bytes (dedup ratio)."""
