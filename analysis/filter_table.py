@@ -197,6 +197,18 @@ class FilterTable:
     def __len__(self) -> int:
         return int(self.filters.shape[0])
 
+    def close(self) -> None:
+        """Close the HDF5 file behind ``filters`` when the table reads it lazily (a no-op for arrays)."""
+        f = getattr(self.filters, "file", None)
+        if f is not None and getattr(f, "id", None) is not None and f.id.valid:
+            f.close()
+
+    def __enter__(self) -> FilterTable:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     @property
     def n_layers(self) -> int:
         return len(self.layers)
@@ -273,7 +285,7 @@ class FilterTable:
     @classmethod
     def from_hdf5(cls, path: str | os.PathLike[str], *, in_memory: bool = True) -> FilterTable:
         """Read a table written by :meth:`to_hdf5` (or CNN Filter DB's file); ``in_memory=False`` keeps the
-        ``filters`` dataset open for chunked reads (close it with ``table.filters.file.close()``)."""
+        ``filters`` dataset open for chunked reads (use the table as a context manager, or :meth:`close`)."""
         import h5py
 
         f = h5py.File(path, "r")

@@ -273,7 +273,7 @@ def test_streaming_scan_writes_hdf5_with_bounded_memory(tmp_path: Path, digits_c
         res = group_shift(scan.table, "model")
         assert res.matrix[0, 1] == pytest.approx(0.0, abs=1e-9)  # same weights under two names
     finally:
-        scan.table.filters.file.close()
+        scan.table.close()
     assert FilterTable.from_hdf5(out).n_layers == 6
 
 

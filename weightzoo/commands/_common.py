@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from weightzoo.errors import InvalidOptionError, SpecError
+from weightzoo.errors import InvalidOptionError
 
 
 def add_zoo(parser: argparse.ArgumentParser, *, required: bool = False) -> None:
@@ -63,14 +63,3 @@ def resolve_model_ref(ref: str, zoo_dir: str | None) -> tuple[str, str]:
 
     with Zoo.open(zoo_dir, create=False) as zoo:
         return (classify_ref(ref, zoo), ref)
-
-
-def load_spec_file(path: str) -> dict[str, Any]:
-    """An architecture spec (or HF config) from a JSON file; ``SpecError`` if unreadable or not an object."""
-    try:
-        spec = json.loads(Path(path).read_text())
-    except (OSError, ValueError) as exc:
-        raise SpecError(f"cannot read spec {path}: {exc}") from exc
-    if not isinstance(spec, dict):
-        raise SpecError(f"{path}: a spec is a JSON object")
-    return spec

@@ -25,39 +25,22 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run, zoo_default="./demo-zoo")
 
 
-def _digits(seed: int) -> tuple[Any, Any, Any, Any]:
-    import torch
-    from sklearn.datasets import load_digits
-
-    d = load_digits()
-    x = torch.tensor(d.images / 16.0, dtype=torch.float32).unsqueeze(1)
-    y = torch.tensor(d.target)
-    perm = torch.randperm(len(y), generator=torch.Generator().manual_seed(seed))
-    return x[perm[:1400]], y[perm[:1400]], x[perm[1400:]], y[perm[1400:]]
-
-
 def _train(model: Any, x: Any, y: Any, epochs: int, lr: float, seed: int) -> Any:
     import torch
-    from torch import nn
 
-    torch.manual_seed(seed)
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
-    model.train()
+    from weightzoo.datasets.digits import make_optimizer, train_epoch
+
+    opt = make_optimizer("adam", list(model.parameters()), lr, 0.0)
+    gen = torch.Generator().manual_seed(seed)
     for _ in range(epochs):
-        order = torch.randperm(len(y))
-        for i in range(0, len(order), 64):
-            b = order[i : i + 64]
-            opt.zero_grad()
-            nn.functional.cross_entropy(model(x[b]), y[b]).backward()
-            opt.step()
+        train_epoch(model, opt, x, y, batch_size=64, generator=gen)
     return model.eval()
 
 
 def _accuracy(model: Any, x: Any, y: Any) -> float:
-    import torch
+    from weightzoo.datasets.digits import measure
 
-    with torch.no_grad():
-        return float((model(x).argmax(1) == y).float().mean())
+    return float(measure(model, x, y)["accuracy"])  # type: ignore[arg-type]
 
 
 def _digits_cnn(seed: int) -> Any:
@@ -78,6 +61,7 @@ def run(args: argparse.Namespace) -> int:
 
     from weightzoo.analysis.filters import scan_filters
     from weightzoo.analysis.merging import merge, save_merged
+    from weightzoo.datasets.digits import digits_split
     from weightzoo.datasets.minilm import default_cache, fetch_minilm
     from weightzoo.datasets.registry import build
     from weightzoo.zoo.arch import spec_from_module
@@ -99,7 +83,8 @@ def run(args: argparse.Namespace) -> int:
     snapshot = fetch_minilm(cache)
 
     step(2, f"training a small CNN on scikit-learn digits (seed {args.seed}), saving it with torch.save")
-    xtr, ytr, xte, yte = _digits(args.seed)
+    split = digits_split()
+    xtr, ytr, xte, yte = split.x_train, split.y_train, split.x_test, split.y_test
     base = _train(_digits_cnn(args.seed), xtr, ytr, epochs=8, lr=1e-2, seed=args.seed)
     metrics = {"train_accuracy": _accuracy(base, xtr, ytr), "test_accuracy": _accuracy(base, xte, yte)}
     ckpt = cache / f"digits-cnn-seed{args.seed}.pt"

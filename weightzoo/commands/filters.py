@@ -43,7 +43,7 @@ def _sources(args: argparse.Namespace) -> list[tuple[str, str]]:
         from weightzoo.zoo.store import Zoo
 
         with Zoo.open(args.zoo, create=False) as z:
-            refs = [m.name for m in z.models() if getattr(m, "ingested", True)]
+            refs = [m.ref for m in z.models(ingested=True)]
         if not refs:
             raise InvalidOptionError(f"zoo {args.zoo} holds no ingested models")
         return [(r, r) for r in refs]
@@ -55,7 +55,7 @@ def _sources(args: argparse.Namespace) -> list[tuple[str, str]]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from weightzoo.analysis.filters import FilterAnalysisError, FilterTable, group_shift, scan_filters
+    from weightzoo.analysis.filters import FilterAnalysisError, group_shift, scan_filters
 
     if args.kernel < 1:
         raise FilterAnalysisError(f"--kernel must be ≥ 1, got {args.kernel}")
@@ -76,8 +76,7 @@ def run(args: argparse.Namespace) -> int:
             out=h5,
             keep_filters=need_filters,
         )
-        table: FilterTable = scan.table
-        try:
+        with scan.table as table:
             shift = None
             if args.by:
                 if len(table) == 0:
@@ -92,10 +91,6 @@ def run(args: argparse.Namespace) -> int:
                 print_json({"layers": layers, "skipped": scan.skipped, "shift": shift.as_dict() if shift else None})
             else:
                 _print_text(layers, scan.skipped, shift, args.kernel)
-        finally:
-            f = getattr(table.filters, "file", None)
-            if f is not None:
-                f.close()
     finally:
         if tmpdir:
             shutil.rmtree(tmpdir, ignore_errors=True)

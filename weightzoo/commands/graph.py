@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import argparse
 
-from weightzoo.errors import InvalidOptionError, SpecError
+from weightzoo.errors import InvalidOptionError
 
-from ._common import add_json, add_zoo, load_spec_file, print_json, resolve_model_ref
+from ._common import add_json, add_zoo, print_json, resolve_model_ref
 
 KINDS = ("parameter", "compute")
 
@@ -33,7 +33,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 def run(args: argparse.Namespace) -> int:
     from weightzoo.zoo.graphs import ParameterGraph
-    from weightzoo.zoo.store.resolve import load_state_dict
+    from weightzoo.zoo.store import Zoo, load_state_dict, resolve_spec
 
     if args.kind not in KINDS:
         raise InvalidOptionError(f"unknown graph kind {args.kind!r}; valid: {', '.join(KINDS)}")
@@ -44,26 +44,17 @@ def run(args: argparse.Namespace) -> int:
         raise InvalidOptionError("--max-kernel takes one or two positive ints (K or KH KW)")
     max_kernel = None if args.max_kernel is None else (args.max_kernel[0], args.max_kernel[-1])
     kind, ref = resolve_model_ref(args.model, args.zoo)
-    spec = load_spec_file(args.spec) if args.spec else None
-    if kind == "zoo":
-        from weightzoo.zoo.store import Zoo
-
-        with Zoo.open(args.zoo, create=False) as zoo:
-            spec = spec if spec is not None else zoo.model(ref).spec
-            if spec is None:
-                raise SpecError(f"model {ref!r} has no architecture spec in the zoo; pass --spec SPEC.json")
-            graph = ParameterGraph.from_spec(spec, zoo.state_dict(ref), max_kernel=max_kernel,
-                                             strict=not args.skip_unsupported, metadata={"model": ref})
-            if args.out:
-                graph.save(args.out)
-    else:
-        if spec is None:
-            raise SpecError(f"{ref} is a checkpoint without an architecture spec: pass --spec SPEC.json "
-                            "(see docs/graphs.md), or ingest it into a zoo with its spec")
-        graph = ParameterGraph.from_spec(spec, load_state_dict(ref), max_kernel=max_kernel,
-                                         strict=not args.skip_unsupported, metadata={"model": str(ref)})
-        if args.out:
-            graph.save(args.out)
+    zoo = Zoo.open(args.zoo, create=False) if kind == "zoo" else None
+    try:
+        spec = resolve_spec(ref, zoo=zoo, spec=args.spec)
+        weights = zoo.state_dict(ref) if zoo is not None else load_state_dict(ref)
+        graph = ParameterGraph.from_spec(spec, weights, max_kernel=max_kernel, strict=not args.skip_unsupported,
+                                         metadata={"model": str(ref)})
+    finally:
+        if zoo is not None:
+            zoo.close()
+    if args.out:
+        graph.save(args.out)
     summary = {"model": ref, "kind": args.kind, **graph.summary(), "out": args.out}
     if args.json:
         print_json(summary)

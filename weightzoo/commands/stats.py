@@ -36,7 +36,7 @@ def run(args: argparse.Namespace) -> int:
         from weightzoo.zoo.store import Zoo
 
         with Zoo.open(args.zoo, create=False) as z:
-            refs = [("zoo", m.name) for m in z.models() if getattr(m, "ingested", True)]
+            refs = [("zoo", m.ref) for m in z.models(ingested=True)]
     else:
         if not args.model:
             raise InvalidOptionError("stats needs MODEL arguments (or --all with --zoo)")

@@ -14,10 +14,11 @@ from .spec import (
     Residual,
     Sine,
     build_module,
+    load_spec_file,
     spec_from_module,
     validate_spec,
 )
 
 __all__ = ["ACTIVATIONS", "HF_FORMAT", "LAYER_TYPES", "NORMS", "Residual", "SPEC_FORMAT", "Sine", "TORCH_CLASSES",
            "TORCH_FORMAT", "build_cells", "build_hf", "build_module", "example_input", "example_inputs", "hf_spec",
-           "spec_from_module", "validate_cells_spec", "validate_spec"]
+           "load_spec_file", "spec_from_module", "validate_cells_spec", "validate_spec"]

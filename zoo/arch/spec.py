@@ -24,9 +24,12 @@ models, and keeps the module's own parameter names. Hugging Face snapshots use
 from __future__ import annotations
 
 import copy
+import json
 import math
+import os
 from collections import OrderedDict
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -435,7 +438,19 @@ def spec_from_module(module: nn.Module, *, input_shape: list[int] | tuple[int, .
     return validate_spec(spec)
 
 
+def load_spec_file(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """An architecture spec (or a Hugging Face config) from a JSON file; ``SpecError`` if it cannot be read
+    or is not a JSON object."""
+    try:
+        spec = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise SpecError(f"cannot read spec {os.fspath(path)}: {exc}") from exc
+    if not isinstance(spec, dict):
+        raise SpecError(f"{os.fspath(path)}: a spec is a JSON object")
+    return spec
+
+
 __all__ = [
     "ACTIVATIONS", "HF_FORMAT", "LAYER_TYPES", "NORMS", "Residual", "SPEC_FORMAT", "Sine", "TORCH_FORMAT", "build_module",
-    "spec_from_module", "validate_spec",
+    "load_spec_file", "spec_from_module", "validate_spec",
 ]

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from weightzoo.errors import AmbiguousModelError, ModelNotFoundError, NoWeightsError
+from weightzoo.errors import AmbiguousModelError, ModelNotFoundError, NoWeightsError, SpecError
 
 if TYPE_CHECKING:
     from .zoo import Zoo
@@ -79,4 +79,48 @@ def load_state_dict(source: Any, *, zoo: Zoo | str | os.PathLike[str] | None = N
     return open_checkpoint(ref).state_dict()
 
 
-__all__ = ["classify_ref", "load_state_dict"]
+def resolve_spec(ref: str | os.PathLike[str], *, zoo: Zoo | str | os.PathLike[str] | None = None,
+                 spec: str | os.PathLike[str] | Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The architecture spec of a MODEL reference — the one rule every command that needs one follows.
+
+    In order: ``spec`` (a mapping, or a JSON file holding a spec or a Hugging Face ``config.json``); the
+    zoo entry's stored spec, else its stored config; a JSON file given as ``ref`` (a spec, or a
+    ``config.json``); the ``config.json`` of a checkpoint folder. Hugging Face configs become ``hf`` specs
+    (class = ``architectures[0]``). Raises :class:`~weightzoo.errors.SpecError` naming what to pass.
+    """
+    from weightzoo.zoo.arch import hf_spec, load_spec_file
+
+    def from_json(obj: Mapping[str, Any], where: str) -> dict[str, Any]:
+        if "format" in obj:
+            return dict(obj)
+        if obj.get("architectures"):
+            return hf_spec(obj)
+        raise SpecError(f"{where}: neither an architecture spec (no 'format') nor a config.json (no 'architectures')")
+
+    if spec is not None:
+        return from_json(spec, "spec") if isinstance(spec, Mapping) else from_json(load_spec_file(spec), os.fspath(spec))
+    name = os.fspath(ref)
+    explicit = isinstance(ref, Path) or name.startswith(("./", "../", "/"))
+    z = None if explicit else _as_zoo(zoo)
+    if classify_ref(name, z, explicit_path=explicit) == "zoo" and z is not None:
+        record = z.model(name)
+        if record.spec is not None:
+            return dict(record.spec)
+        if record.config:
+            return hf_spec(record.config)
+        raise SpecError(f"model {name!r} has neither an architecture spec nor a config in the zoo; pass a spec "
+                        "(--spec SPEC.json)")
+    path = Path(name)
+    if path.is_file() and path.suffix == ".json":
+        return from_json(load_spec_file(path), name)
+    from weightzoo.zoo.formats import open_checkpoint
+
+    with open_checkpoint(name) as ckpt:
+        config = ckpt.config
+    if config:
+        return hf_spec(config)
+    raise SpecError(f"{name} is a checkpoint without an architecture (no config.json): pass a spec (--spec "
+                    "SPEC.json, see docs/graphs.md), or ingest it into a zoo with its spec")
+
+
+__all__ = ["classify_ref", "load_state_dict", "resolve_spec"]
