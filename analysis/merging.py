@@ -40,7 +40,7 @@ import os
 import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -71,6 +71,9 @@ from .sources import (
     tensor_specs,
 )
 from .task_vectors import MatchReport, check_policy, match_models
+
+if TYPE_CHECKING:
+    from weightzoo.zoo.store import ZooLike
 
 METHODS = ("mean", "linear", "task-arithmetic", "ties", "dare", "dare-ties", "slerp")
 _USES_BASE = {"task-arithmetic", "ties", "dare", "dare-ties"}
@@ -376,7 +379,7 @@ def as_checkpoint(tensors: Mapping[str, torch.Tensor]) -> Any:
     return _LazyCheckpoint(path=None, format="state-dict", tensors=infos)
 
 
-def save_merged(merged: Mapping[str, torch.Tensor], out: str | os.PathLike[str], *, zoo: Any = None,
+def save_merged(merged: Mapping[str, torch.Tensor], out: str | os.PathLike[str], *, zoo: ZooLike | None = None,
                 max_shard_size: int | str | None = None, parents: Sequence[str] = (),
                 metadata: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Write a (lazy) merge tensor by tensor: to ``zoo:NAME`` (ingested into ``zoo``, with lineage edges
@@ -387,23 +390,19 @@ def save_merged(merged: Mapping[str, torch.Tensor], out: str | os.PathLike[str],
     summary = merged.summary() if isinstance(merged, MergedStateDict) else {}
     out_s = os.fspath(out)
     if out_s.startswith("zoo:"):
-        from weightzoo.zoo.store import Zoo
+        from weightzoo.zoo.store import using_zoo
 
         name = out_s[4:]
         if not name:
             raise InvalidOptionError("zoo:NAME needs a model name after 'zoo:'")
         if zoo is None:
             raise InvalidOptionError(f"writing to {out_s} needs a zoo (--zoo DIR)")
-        z = zoo if isinstance(zoo, Zoo) else Zoo.open(zoo, create=True)
-        try:
+        with using_zoo(zoo, create=True) as z:
             zmeta = {"merge": summary, **(dict(metadata) if metadata else {})}
             rec = z.ingest(as_checkpoint(merged), name=name, metadata=json.loads(json.dumps(zmeta, default=str)))
             for p in parents:
                 z.add_lineage(name, p, "merge", evidence={"method": summary.get("method")})
-        finally:
-            if z is not zoo:
-                z.close()
-        return {"zoo": str(getattr(z, "path", zoo)), "model": getattr(rec, "name", name), "parents": list(parents)}
+            return {"zoo": str(z.path), "model": rec.name, "parents": list(parents)}
     from weightzoo.zoo.formats.writer import save_state_dict
 
     meta: dict[str, str] | None = {"weightzoo_merge": json.dumps(summary, default=str)} if summary else None

@@ -15,7 +15,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -23,8 +23,11 @@ from weightzoo.errors import InvalidOptionError, NoWeightsError
 from weightzoo.zoo.formats.base import LazyStateDict, TensorInfo, TensorTable
 from weightzoo.zoo.formats.dtypes import dtype_from_code, dtype_from_torch
 
+if TYPE_CHECKING:
+    from weightzoo.zoo.store import ZooLike
 
-def open_source(source: Any, *, zoo: Any = None) -> Mapping[str, torch.Tensor]:
+
+def open_source(source: Any, *, zoo: ZooLike | None = None) -> Mapping[str, torch.Tensor]:
     """A lazy name → tensor mapping for a zoo model name, checkpoint path, module, Checkpoint or dict."""
     from weightzoo.zoo.store.resolve import load_state_dict
 

@@ -17,15 +17,17 @@ norm comes from seeded Lanczos iterations (:func:`spectral_norm`) and the effect
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
 from weightzoo.errors import StatsError
+
+if TYPE_CHECKING:
+    from weightzoo.zoo.store import ZooLike
 
 #: A weight is near zero when |w| < NEAR_ZERO_EPS · max|w| of its tensor.
 NEAR_ZERO_EPS = 0.01
@@ -250,21 +252,17 @@ def layer_stats(rows: Iterable[TensorStats]) -> list[dict[str, Any]]:
     return out
 
 
-def zoo_stats(zoo: Any, models: Iterable[str] | None = None, **kwargs: Any) -> Iterator[TensorStats]:
+def zoo_stats(zoo: ZooLike, models: Iterable[str] | None = None, **kwargs: Any) -> Iterator[TensorStats]:
     """One :class:`TensorStats` per model×tensor over a zoo (all models by default), streamed model by model.
 
     ``zoo`` is a :class:`~weightzoo.zoo.store.Zoo` or its folder; metadata-only models (no bytes) are skipped.
     """
-    from weightzoo.zoo.store import Zoo
+    from weightzoo.zoo.store import using_zoo
 
-    z = zoo if not isinstance(zoo, str | os.PathLike) else Zoo.open(zoo, create=False)
-    try:
-        names = list(models) if models is not None else [m.name for m in z.models() if getattr(m, "ingested", True)]
+    with using_zoo(zoo) as z:
+        names = list(models) if models is not None else [m.ref for m in z.models(ingested=True)]
         for name in names:
             yield from model_stats(name, zoo=z, model_name=name, **kwargs)
-    finally:
-        if z is not zoo:
-            z.close()
 
 
 def stats_frame(rows: Iterable[TensorStats]) -> Any:

@@ -25,7 +25,7 @@ import os
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 
@@ -41,6 +41,9 @@ from .sources import (
     source_label,
     tensor_specs,
 )
+
+if TYPE_CHECKING:
+    from weightzoo.zoo.store import ZooLike
 
 MISSING_POLICIES = ("error", "skip", "keep-base")
 
@@ -208,7 +211,7 @@ class TaskVector(Mapping[str, torch.Tensor]):
 
     is_task_vector: ClassVar[bool] = True  # refused where a model is expected (sources.open_source)
 
-    def __init__(self, finetuned: Any = None, base: Any = None, *, zoo: Any = None, missing: str = "error",
+    def __init__(self, finetuned: Any = None, base: Any = None, *, zoo: ZooLike | None = None, missing: str = "error",
                  cache: bool = False) -> None:
         self._terms: list[tuple[float, _Delta]] = []
         self.base: Any = base
@@ -227,7 +230,7 @@ class TaskVector(Mapping[str, torch.Tensor]):
 
     # --- construction helpers ---------------------------------------------------------------------
     @classmethod
-    def _combine(cls, terms: list[tuple[float, _Delta]], base: Any, zoo: Any, report: MatchReport) -> TaskVector:
+    def _combine(cls, terms: list[tuple[float, _Delta]], base: Any, zoo: ZooLike | None, report: MatchReport) -> TaskVector:
         tv = cls()
         tv._terms, tv.base, tv.zoo, tv.report = terms, base, zoo, report
         return tv
@@ -246,7 +249,7 @@ class TaskVector(Mapping[str, torch.Tensor]):
 
     @classmethod
     def from_lora(cls, adapter: str | os.PathLike[str] | Mapping[str, torch.Tensor], base: Any = None, *,
-                  config: Mapping[str, Any] | None = None, zoo: Any = None) -> TaskVector:
+                  config: Mapping[str, Any] | None = None, zoo: ZooLike | None = None) -> TaskVector:
         """A task vector from a PEFT LoRA adapter: :math:`\\Delta W = s\\,BA` per adapted module.
 
         Args:
@@ -391,7 +394,7 @@ class TaskVector(Mapping[str, torch.Tensor]):
         return {k: _cos(*v) for k, v in self._dots(other, blocks).items()}
 
     # --- applying ---------------------------------------------------------------------------------
-    def apply_to(self, base: Any = None, scale: float = 1.0, *, zoo: Any = None, dtype: torch.dtype | None = None,
+    def apply_to(self, base: Any = None, scale: float = 1.0, *, zoo: ZooLike | None = None, dtype: torch.dtype | None = None,
                  out: str | os.PathLike[str] | None = None, max_shard_size: int | None = None) -> Mapping[str, torch.Tensor]:
         r"""The edited model :math:`\theta_{\mathrm{base}} + s\,\tau`, as a lazy mapping over all base tensors.
 
@@ -440,7 +443,7 @@ class _Applied(SpecStateDict):
         return read_as(self._base, name, d.dtype).add_(d, alpha=self._scale).to(spec.dtype)
 
 
-def task_vectors(models: Sequence[Any], base: Any, *, zoo: Any = None, missing: str = "error") -> list[TaskVector]:
+def task_vectors(models: Sequence[Any], base: Any, *, zoo: ZooLike | None = None, missing: str = "error") -> list[TaskVector]:
     """One :class:`TaskVector` per fine-tune in ``models`` against the same ``base``."""
     return [TaskVector(m, base, zoo=zoo, missing=missing) for m in models]
 

@@ -26,12 +26,15 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from weightzoo.errors import DatasetError
 from weightzoo.zoo.formats.durable import write_json_atomic
+
+if TYPE_CHECKING:
+    from weightzoo.zoo.store import ZooLike
 
 MANIFEST_FORMAT = "weightzoo.manifest/1"
 SPLITS = ("train", "val", "test")
@@ -310,7 +313,7 @@ def _to_item(it: ModelItem) -> dict[str, Any]:
             "name": it.name, "spec": it.spec, "metadata": it.metadata, "library": "torch"}
 
 
-def build_dataset(builder: DatasetBuilder, zoo: Any, *, size: int | None = None, seed: int = 0,
+def build_dataset(builder: DatasetBuilder, zoo: ZooLike, *, size: int | None = None, seed: int = 0,
                   workers: int | None = None, executor: Executor | None = None, batch_models: int = 512,
                   progress: bool = True) -> BuildReport:
     """Build (or resume) ``builder``'s zoo of ``size`` into ``zoo`` (a :class:`Zoo` or a folder).
@@ -330,7 +333,7 @@ def build_dataset(builder: DatasetBuilder, zoo: Any, *, size: int | None = None,
     if size < 1:
         raise DatasetError(f"{builder.name}: size must be >= 1, got {size}")
     own_zoo = not isinstance(zoo, Zoo)
-    z: Zoo = Zoo.open(zoo) if own_zoo else zoo
+    z = zoo if isinstance(zoo, Zoo) else Zoo.open(zoo)
     t0 = time.perf_counter()
     try:
         mpath = manifest_path(z.path, builder.name)

@@ -30,12 +30,15 @@ import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
 from weightzoo.errors import CheckpointError, NoWeightsError
+
+if TYPE_CHECKING:
+    from weightzoo.zoo.store import ZooLike
 
 
 def _value(text: str) -> Any:
@@ -71,21 +74,16 @@ def _batched(items: Iterator[dict[str, Any]], n: int) -> Iterator[list[dict[str,
         yield batch
 
 
-def _ingest(zoo: Any, items: Iterator[dict[str, Any]], batch: int) -> list[str]:
-    from weightzoo.zoo.store import Zoo
+def _ingest(zoo: ZooLike, items: Iterator[dict[str, Any]], batch: int) -> list[str]:
+    from weightzoo.zoo.store import using_zoo
 
-    own = not isinstance(zoo, Zoo)
-    z = Zoo.open(zoo) if own else zoo
     names: list[str] = []
-    try:
+    with using_zoo(zoo, create=True) as z:
         for chunk in _batched(items, batch):
             todo = [it for it in chunk if not z.has_model(it["name"])]
             if todo:
                 z.ingest_many(todo, progress=False)
             names += [it["name"] for it in chunk]
-    finally:
-        if own:
-            z.close()
     return names
 
 
@@ -124,7 +122,7 @@ def read_small_cnn_zoo(folder: str | os.PathLike[str]) -> tuple[np.ndarray, list
     return weights, metrics, layout
 
 
-def import_small_cnn_zoo(folder: str | os.PathLike[str], zoo: Any, *, prefix: str = "small-cnn-zoo",
+def import_small_cnn_zoo(folder: str | os.PathLike[str], zoo: ZooLike, *, prefix: str = "small-cnn-zoo",
                          limit: int | None = None, batch: int = 1000) -> list[str]:
     """Import a Small CNN Zoo folder: one model per weights row, ``<prefix>/<row:06d>``, metrics as metadata.
 
@@ -170,7 +168,7 @@ def _load_state(path: Path) -> dict[str, torch.Tensor]:
         ckpt.close()
 
 
-def import_model_zoo(folder: str | os.PathLike[str], zoo: Any, *, prefix: str = "model-zoo",
+def import_model_zoo(folder: str | os.PathLike[str], zoo: ZooLike, *, prefix: str = "model-zoo",
                      batch: int = 500) -> list[str]:
     """Import Ray Tune trial folders (params.json, result.json, checkpoint_*/checkpoints)."""
     root = Path(folder)
@@ -215,7 +213,7 @@ def _siren_names(state: dict[str, torch.Tensor]) -> dict[str, str] | None:
     return dict(zip(keys, ["0.weight", "0.bias", "2.weight", "2.bias", "4.weight", "4.bias"]))
 
 
-def import_inr_folder(splits_file: str | os.PathLike[str], zoo: Any, *, prefix: str = "inr", root: str | None = None,
+def import_inr_folder(splits_file: str | os.PathLike[str], zoo: ZooLike, *, prefix: str = "inr", root: str | None = None,
                       w0: float = 30.0, batch: int = 1000) -> list[str]:
     """Import an INR set from its splits JSON (paths relative to ``root``, default: the JSON's folder).
 

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .builder import BuildReport, DatasetBuilder, DatasetError, Executor, build_dataset
+
+if TYPE_CHECKING:
+    from weightzoo.zoo.store import ZooLike
 
 
 def _classes() -> dict[str, type[DatasetBuilder]]:
@@ -31,7 +34,7 @@ def get_builder(name: str, **options: Any) -> DatasetBuilder:
         raise DatasetError(f"{name}: bad options {options}: {exc}") from exc
 
 
-def build(name: str, zoo: Any, *, size: int | None = None, seed: int = 0, workers: int | None = None,
+def build(name: str, zoo: ZooLike, *, size: int | None = None, seed: int = 0, workers: int | None = None,
           executor: Executor | None = None, batch_models: int = 512, progress: bool = True,
           **options: Any) -> BuildReport:
     """Build (or resume) dataset ``name`` into ``zoo`` (a ``Zoo`` or a folder); see :func:`build_dataset`."""

@@ -25,9 +25,9 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from weightzoo.errors import (
     CheckpointError,
@@ -41,6 +41,9 @@ from weightzoo.zoo.formats.base import Checkpoint, TensorInfo
 from .headers import HeaderReader, WeightPlan, plan_summary, select_weights
 from .lineage import LineageEdge, declared_lineage
 from .retry import Retrier, RetryPolicy, classify
+
+if TYPE_CHECKING:
+    from weightzoo.zoo.store import Zoo, ZooLike
 
 #: Fields asked of the listing, so one page carries everything a metadata record needs.
 EXPAND: list[Any] = ["author", "sha", "siblings", "cardData", "config", "tags", "library_name", "pipeline_tag", "downloads",
@@ -125,7 +128,7 @@ def _message(exc: BaseException) -> str:
 
 
 class _Crawler:
-    def __init__(self, zoo: Any, *, endpoint: str, token: str | bool | None, revision: str | None, download: bool,
+    def __init__(self, zoo: Zoo, *, endpoint: str, token: str | bool | None, revision: str | None, download: bool,
                  include: list[str] | None, allow_pickle: bool, max_params: int | None, policy: RetryPolicy,
                  cache_dir: str | os.PathLike[str] | None) -> None:
         from importlib.metadata import version
@@ -426,76 +429,109 @@ def _listing(crawler: _Crawler, kwargs: dict[str, Any]) -> Iterator[Any]:
             time.sleep(crawler.retrier.delay(failures, wait_s))
 
 
-def crawl(zoo: Any, *, search: str | None = None, author: str | None = None, library: str | None = None,
-          pipeline_tag: str | None = None, tags: tuple[str, ...] | list[str] = (), sort: str | None = None,
-          limit: int | None = None, revision: str | None = None, download: bool = False,
-          include: list[str] | None = None, allow_pickle: bool = False, workers: int = 4,
-          endpoint: str | None = None, token: str | bool | None = None, max_params: int | None = None,
-          progress: bool = True, retry: RetryPolicy | None = None,
-          cache_dir: str | os.PathLike[str] | None = None) -> CrawlSummary:
-    """Crawl the Hub (or a mirror) into ``zoo``: metadata-only records by default, ingests with ``download``.
+@dataclass(frozen=True)
+class CrawlQuery:
+    """What to crawl and how: the ``list_models`` query plus download and network options.
 
     Args:
-        zoo: an open :class:`~weightzoo.zoo.store.Zoo`, or a folder (opened, created if needed, closed).
         search, author, library, pipeline_tag, tags, sort, limit: the ``list_models`` query (``library`` and
-            ``tags`` are tag filters, e.g. ``tags=["base_model:bert-base-uncased"]``; ``sort`` is one of
+            ``tags`` are tag filters, e.g. ``tags=("base_model:bert-base-uncased",)``; ``sort`` is one of
             ``downloads``, ``likes``, ``created_at``, ``last_modified``, ``trending_score``).
         revision: crawl this revision of every model instead of its main branch.
         download: fetch the weights (through the HF cache) and ingest them, instead of headers only.
         include: with ``download``, fetch only weight files matching these glob patterns.
         allow_pickle: with ``download``, also ingest pickle-only repositories (read with ``weights_only``).
         workers: concurrent network workers (the zoo is written by the calling thread only).
-        endpoint: the Hub endpoint (default ``$HF_ENDPOINT``, read at call time, else huggingface.co).
+        endpoint: the Hub endpoint (default ``$HF_ENDPOINT``, read when the crawl starts, else huggingface.co).
         token: a Hub token (default ``$HF_TOKEN`` / the saved login); gated and private repositories are
             recorded and skipped without one.
         max_params: skip models with more parameters (not recorded).
         progress: a tqdm bar with models/s.
-        retry: the :class:`~weightzoo.zoo.hub_retry.RetryPolicy` for every request.
+        retry: the :class:`~weightzoo.zoo.hub.RetryPolicy` for every request.
         cache_dir: the HF cache for ``download`` (default: the shared cache).
+    """
+
+    search: str | None = None
+    author: str | None = None
+    library: str | None = None
+    pipeline_tag: str | None = None
+    tags: tuple[str, ...] = ()
+    sort: str | None = None
+    limit: int | None = None
+    revision: str | None = None
+    download: bool = False
+    include: tuple[str, ...] | None = None
+    allow_pickle: bool = False
+    workers: int = 4
+    endpoint: str | None = None
+    token: str | bool | None = None
+    max_params: int | None = None
+    progress: bool = True
+    retry: RetryPolicy | None = None
+    cache_dir: str | os.PathLike[str] | None = None
+
+    def __post_init__(self) -> None:
+        if self.workers < 1:
+            raise InvalidOptionError(f"crawl: workers must be >= 1 (got {self.workers})")
+        if self.limit is not None and self.limit < 1:
+            raise InvalidOptionError(f"crawl: limit must be >= 1 (got {self.limit})")
+        if self.sort is not None and self.sort not in SORTS:
+            raise InvalidOptionError(f"crawl: sort {self.sort!r} is not one of {', '.join(SORTS)}")
+        object.__setattr__(self, "tags", (self.tags,) if isinstance(self.tags, str) else tuple(self.tags))
+        if self.include is not None:
+            object.__setattr__(self, "include", tuple(self.include))
+
+    def state_key(self, endpoint: str) -> str:
+        """The catalogue key of this query's crawl state: what was asked (not how), so reruns resume."""
+        asked = {k: getattr(self, k) for k in ("search", "author", "library", "pipeline_tag", "sort", "revision",
+                                               "download", "allow_pickle", "max_params")}
+        asked["include"] = list(self.include) if self.include else None
+        asked["tags"] = sorted(self.tags)
+        return "hub:" + json.dumps({"endpoint": endpoint, **asked}, sort_keys=True)
+
+
+def crawl(zoo: ZooLike, query: CrawlQuery | None = None, **options: Any) -> CrawlSummary:
+    """Crawl the Hub (or a mirror) into ``zoo``: metadata-only records by default, ingests with ``download``.
+
+    Args:
+        zoo: an open :class:`~weightzoo.zoo.store.Zoo`, or a folder (opened, created if needed, closed).
+        query: a :class:`CrawlQuery`; keyword ``options`` (its field names: ``search=``, ``author=``,
+            ``limit=``, ``download=`` …) build one, or override fields of ``query``.
 
     Returns:
         a :class:`CrawlSummary`; skips and failures are counted by reason.
 
     Raises:
+        InvalidOptionError: an unknown option or an invalid value.
         HubError: the endpoint cannot be reached, the listing fails beyond retries, or ``HF_HUB_OFFLINE``.
     """
     from huggingface_hub import constants
 
-    if workers < 1:
-        raise InvalidOptionError(f"crawl: workers must be >= 1 (got {workers})")
-    if limit is not None and limit < 1:
-        raise InvalidOptionError(f"crawl: limit must be >= 1 (got {limit})")
-    if sort is not None and sort not in SORTS:
-        raise InvalidOptionError(f"crawl: sort {sort!r} is not one of {', '.join(SORTS)}")
-    if isinstance(tags, str):
-        tags = [tags]
+    from weightzoo.zoo.store import using_zoo
+
+    unknown = set(options) - {f.name for f in fields(CrawlQuery)}
+    if unknown:
+        raise InvalidOptionError(f"crawl: unknown option(s) {sorted(unknown)}; valid: "
+                                 f"{', '.join(f.name for f in fields(CrawlQuery))}")
+    q = replace(query, **options) if query is not None else CrawlQuery(**options)
     if constants.HF_HUB_OFFLINE or _env_true("HF_HUB_OFFLINE"):
         raise HubError("HF_HUB_OFFLINE is set: a crawl needs the Hub (models already crawled stay in the zoo)")
-    endpoint = (endpoint or os.environ.get("HF_ENDPOINT") or constants.ENDPOINT).rstrip("/")
-    options = dict(search=search, author=author, library=library, pipeline_tag=pipeline_tag, tags=list(tags),
-                   sort=sort, limit=limit, revision=revision, download=download, include=include,
-                   allow_pickle=allow_pickle, workers=workers, endpoint=endpoint, token=token,
-                   max_params=max_params, progress=progress, retry=retry, cache_dir=cache_dir)
-    if not isinstance(zoo, str | os.PathLike):
-        return _run(zoo, **options)
-    from weightzoo.zoo.store import Zoo
-
-    with Zoo.open(zoo) as opened:
-        return _run(opened, **options)
+    endpoint = (q.endpoint or os.environ.get("HF_ENDPOINT") or constants.ENDPOINT).rstrip("/")
+    with using_zoo(zoo, create=True) as opened:
+        return _run(opened, q, endpoint)
 
 
-def _run(zoo: Any, **o: Any) -> CrawlSummary:
+def _run(zoo: Zoo, q: CrawlQuery, endpoint: str) -> CrawlSummary:
     from huggingface_hub.utils import are_progress_bars_disabled, disable_progress_bars, enable_progress_bars
     from tqdm import tqdm
 
-    query = {k: o[k] for k in ("search", "author", "library", "pipeline_tag", "sort", "revision", "download",
-                               "include", "allow_pickle", "max_params")}
-    query["tags"] = sorted(o["tags"])
-    key = "hub:" + json.dumps({"endpoint": o["endpoint"], **query}, sort_keys=True)
-    summary = CrawlSummary(query={**query, "limit": o["limit"]}, endpoint=o["endpoint"])
-    crawler = _Crawler(zoo, endpoint=o["endpoint"], token=o["token"], revision=o["revision"], download=o["download"],
-                       include=list(o["include"]) if o["include"] else None, allow_pickle=o["allow_pickle"],
-                       max_params=o["max_params"], policy=o["retry"] or RetryPolicy(), cache_dir=o["cache_dir"])
+    key = q.state_key(endpoint)
+    asked = json.loads(key[len("hub:"):])
+    asked.pop("endpoint")
+    summary = CrawlSummary(query={**asked, "limit": q.limit}, endpoint=endpoint)
+    crawler = _Crawler(zoo, endpoint=endpoint, token=q.token, revision=q.revision, download=q.download,
+                       include=list(q.include) if q.include else None, allow_pickle=q.allow_pickle,
+                       max_params=q.max_params, policy=q.retry or RetryPolicy(), cache_dir=q.cache_dir)
     previous = zoo.crawl_state(key) or {}
     t0, last_save = time.perf_counter(), time.perf_counter()
 
@@ -507,11 +543,11 @@ def _run(zoo: Any, **o: Any) -> CrawlSummary:
                                   "summary": {k: v for k, v in summary.to_dict().items() if k != "errors"}})
 
     crawler.probe()
-    filters = ([o["library"]] if o["library"] else []) + list(o["tags"])
-    list_kwargs = dict(search=o["search"], author=o["author"], filter=filters or None, pipeline_tag=o["pipeline_tag"],
-                       sort=o["sort"], limit=o["limit"], expand=EXPAND)
-    bar = tqdm(total=o["limit"], unit="model", desc="crawl", disable=not o["progress"] or None, leave=False)
-    pool = ThreadPoolExecutor(max_workers=o["workers"], thread_name_prefix="crawl")
+    filters = ([q.library] if q.library else []) + list(q.tags)
+    list_kwargs = dict(search=q.search, author=q.author, filter=filters or None, pipeline_tag=q.pipeline_tag,
+                       sort=q.sort, limit=q.limit, expand=EXPAND)
+    bar = tqdm(total=q.limit, unit="model", desc="crawl", disable=not q.progress or None, leave=False)
+    pool = ThreadPoolExecutor(max_workers=q.workers, thread_name_prefix="crawl")
     inflight: set[Future[_Outcome]] = set()
 
     def drain(block_until: int) -> None:
@@ -529,7 +565,7 @@ def _run(zoo: Any, **o: Any) -> CrawlSummary:
                 last_save = time.perf_counter()
 
     status = "interrupted"
-    quiet = not o["progress"] and not are_progress_bars_disabled()
+    quiet = not q.progress and not are_progress_bars_disabled()
     if quiet:  # snapshot_download's own bars
         disable_progress_bars()
     try:
@@ -537,13 +573,13 @@ def _run(zoo: Any, **o: Any) -> CrawlSummary:
         try:
             for info in _listing(crawler, list_kwargs):
                 summary.listed += 1
-                if (o["revision"] is None and info.sha and info.siblings is not None
+                if (q.revision is None and info.sha and info.siblings is not None
                         and crawler.is_done(info.id, info.sha)):
                     summary.skipped["up-to-date"] += 1
                     bar.update(1)
                     continue
                 inflight.add(pool.submit(crawler.inspect, info))
-                drain(2 * o["workers"])
+                drain(2 * q.workers)
         except HubError:
             drain(0)  # the listing broke, not the models in flight: keep their work, then stop
             raise
@@ -559,4 +595,4 @@ def _run(zoo: Any, **o: Any) -> CrawlSummary:
     return summary
 
 
-__all__ = ["EXPAND", "SORTS", "CrawlSummary", "RetryPolicy", "crawl"]
+__all__ = ["EXPAND", "SORTS", "CrawlQuery", "CrawlSummary", "RetryPolicy", "crawl"]

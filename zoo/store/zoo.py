@@ -17,10 +17,11 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeAlias
 
 import torch
 
@@ -616,4 +617,19 @@ class _ZooStateDict(LazyStateDict):
         return [TensorInfo(t.name, t.dtype, t.shape) for t in self._zoo._tensors_of(self._id)]
 
 
-__all__ = ["ModelRecord", "TensorRecord", "VerifyReport", "Zoo"]
+#: Anything a function taking a zoo accepts: an open :class:`Zoo` or its folder.
+ZooLike: TypeAlias = Zoo | str | os.PathLike[str]
+
+
+@contextmanager
+def using_zoo(zoo: ZooLike, *, create: bool = False) -> Iterator[Zoo]:
+    """``zoo`` itself when it is an open :class:`Zoo` (left open); else the zoo in that folder, opened now
+    (created if ``create``) and closed on exit — the one way functions that take a zoo get one."""
+    if isinstance(zoo, Zoo):
+        yield zoo
+        return
+    with Zoo.open(zoo, create=create) as opened:
+        yield opened
+
+
+__all__ = ["ModelRecord", "TensorRecord", "VerifyReport", "Zoo", "ZooLike", "using_zoo"]

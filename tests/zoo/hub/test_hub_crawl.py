@@ -189,3 +189,20 @@ def test_crawl_of_a_zoo_mirror_round_trips_tables_and_lineage(tmp_path, hubrepos
         assert {(t.name, t.shape) for t in dst.tensors("lab/child")} == \
             {(k, tuple(v.shape)) for k, v in hubrepos.small_bert(2).items()}
         assert [(e["child"], e["parent"]) for e in dst.lineage("lab/child")] == [("lab/child", "lab/base")]
+
+
+def test_crawl_query_is_frozen_and_validated(tmp_path: Path) -> None:
+    import dataclasses
+
+    from weightzoo.errors import InvalidOptionError
+    from weightzoo.zoo.hub import CrawlQuery
+
+    q = CrawlQuery(author="acme", tags="x", include=["*.safetensors"])
+    assert q.tags == ("x",) and q.include == ("*.safetensors",)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        q.author = "other"  # type: ignore[misc]
+    with pytest.raises(InvalidOptionError, match="workers"):
+        CrawlQuery(workers=0)
+    with pytest.raises(InvalidOptionError, match="unknown option"):
+        crawl(tmp_path / "z", serch="typo")
+    assert q.state_key("http://h") == CrawlQuery(author="acme", tags=("x",), include=("*.safetensors",)).state_key("http://h")
