@@ -119,7 +119,7 @@ def iter_conv_layers(
     """Stream the conv weights of one model, one tensor in memory at a time.
 
     Args:
-        source: anything :func:`weightzoo.zoo.resolve.load_state_dict` takes (zoo model name, checkpoint
+        source: anything :func:`weightzoo.zoo.store.resolve.load_state_dict` takes (zoo model name, checkpoint
             path, ``nn.Module``, state dict).
         zoo: the zoo to resolve names in.
         kernel: keep only k×k kernels (default 3); ``None`` keeps every kernel size. Depth counts all convs.

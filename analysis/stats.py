@@ -197,7 +197,7 @@ def model_stats(
 ) -> Iterator[TensorStats]:
     """Stream :class:`TensorStats` for every floating-point tensor of one model, one tensor in memory at a time.
 
-    ``source`` is anything :func:`weightzoo.zoo.resolve.load_state_dict` takes; integer and boolean
+    ``source`` is anything :func:`weightzoo.zoo.store.resolve.load_state_dict` takes; integer and boolean
     tensors (position ids, masks, counters) are skipped.
     """
     from weightzoo.zoo.store.resolve import load_state_dict

@@ -4,7 +4,7 @@ Recipe 1. Each architecture belongs to a *family* (its label for retrieval), whi
 mix and the ranges of depth and width; a genotype (one normal and one reduce cell, 1–3 nodes of 2
 edges each, as DARTS) is sampled per architecture and repeated over its cells; reduce cells sit at
 1/3 and 2/3 of the depth and double the channels; the stem kernel is 3 or 5 and normalization is batch
-norm (p = 0.7) or none. Specs use :mod:`weightzoo.zoo.cells` (``weightzoo.cells/1``).
+norm (p = 0.7) or none. Specs use :mod:`weightzoo.zoo.arch.cells` (``weightzoo.cells/1``).
 
 In-distribution families (split train/val/test by architecture):
 

@@ -54,7 +54,7 @@ def require_zoo(args: argparse.Namespace) -> str:
 
 def resolve_model_ref(ref: str, zoo_dir: str | None) -> tuple[str, str]:
     """Decide whether a MODEL argument is a checkpoint path or a zoo model name: ``("path", path)`` or
-    ``("zoo", name)``, by :func:`weightzoo.zoo.resolve.classify_ref` (``./path`` always means the path)."""
+    ``("zoo", name)``, by :func:`weightzoo.zoo.store.resolve.classify_ref` (``./path`` always means the path)."""
     from weightzoo.zoo.store.resolve import classify_ref
 
     if zoo_dir is None or ref.startswith(("./", "../", "/")):

@@ -1,7 +1,7 @@
 """Checkpoints that are already tensors in memory: an ``nn.Module``, a state dict, or what a safe
 ``torch.load`` returned.
 
-Each tensor must be a plain strided tensor of a dtype the zoo can store (see :mod:`weightzoo.zoo.dtypes`);
+Each tensor must be a plain strided tensor of a dtype the zoo can store (see :mod:`weightzoo.zoo.formats.dtypes`);
 sparse, quantized, meta and nested tensors are refused by name rather than silently densified or dropped.
 """
 

@@ -28,7 +28,7 @@ round trip and its files work unchanged. The construction:
   name to the table's, so a state dict that had both names gets both back).
 
 ``Layout.info`` lists the attention blocks, MLP hidden groups and the residual-stream groups for
-:mod:`weightzoo.zoo.transformer_symmetry`, and each tensor's block for the per-layer views.
+:mod:`weightzoo.zoo.symmetry.transformer`, and each tensor's block for the per-layer views.
 """
 
 from __future__ import annotations

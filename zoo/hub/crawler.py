@@ -7,11 +7,11 @@
 Per listed model (``HfApi.list_models`` with ``expand=``, so one listing page carries sha, files, card,
 config, tags, downloads …) the crawler records a **metadata-only** entry (``Zoo.add_metadata_only``): card
 data, config, file list, license, downloads, likes, times, and the tensor table read from safetensors
-*headers* with range requests (:mod:`weightzoo.zoo.hub_headers`) — no weight bytes move. Declared lineage
-(:mod:`weightzoo.zoo.hub_lineage`) becomes lineage edges. ``download=True`` fetches the weights through the
+*headers* with range requests (:mod:`weightzoo.zoo.hub.headers`) — no weight bytes move. Declared lineage
+(:mod:`weightzoo.zoo.hub.lineage`) becomes lineage edges. ``download=True`` fetches the weights through the
 HF cache and ingests them with the store's validating readers instead.
 
-Robustness: every call runs under :class:`~weightzoo.zoo.hub_retry.Retrier`; a model that fails is counted
+Robustness: every call runs under :class:`~weightzoo.zoo.hub.retry.Retrier`; a model that fails is counted
 by reason and the crawl goes on; repositories already recorded at the same sha are skipped, so rerunning
 the same command resumes (progress is kept in the catalogue's crawl state). Workers only do network
 work and return rows; the calling thread alone writes to the zoo.

@@ -382,7 +382,7 @@ class HubMirror:
         ...     HfApi(endpoint=hub.url).model_info("org/name")
 
     Args:
-        root: folder of ``<org>/<name>/`` snapshot folders (see :mod:`weightzoo.zoo.hub_mirror_repos`).
+        root: folder of ``<org>/<name>/`` snapshot folders (see :mod:`weightzoo.zoo.hub.mirror_repos`).
         zoo: a zoo folder whose ingested models are served as safetensors (instead of ``root``).
         host, port: where to listen (``port=0`` picks a free port; see :attr:`url`).
         faults: :class:`Fault` s to inject; ``seed`` makes probabilistic ones reproducible.

@@ -119,8 +119,8 @@ def resolve_spec(ref: str | os.PathLike[str], *, zoo: Zoo | str | os.PathLike[st
         config = ckpt.config
     if config:
         return hf_spec(config)
-    raise SpecError(f"{name} is a checkpoint without an architecture (no config.json): pass a spec (--spec "
-                    "SPEC.json, see docs/graphs.md), or ingest it into a zoo with its spec")
+    raise SpecError(f"{name} has no architecture (no config.json): pass a spec (--spec SPEC.json, see "
+                    "docs/graphs.md), or ingest it into a zoo with its spec")
 
 
 __all__ = ["classify_ref", "load_state_dict", "resolve_spec"]

@@ -247,7 +247,7 @@ def permute_hidden(model_or_state_dict: Any, generator: torch.Generator | None =
     Transformers (``hf``/``torch`` specs, Hugging Face models of covered families,
     ``nn.MultiheadAttention``, ``nn.TransformerEncoderLayer``) get whole-head, within-head (q/k only
     without rotary; v/o always), MLP-hidden and residual-stream permutations
-    (:func:`~weightzoo.zoo.transformer_symmetry.sample_transformer_perms`).
+    (:func:`~weightzoo.zoo.symmetry.transformer.sample_transformer_perms`).
 
     Returns the same kind it was given (a new module, or a new state dict), or ``(that, perms)``.
     """
