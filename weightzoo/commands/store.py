@@ -94,6 +94,8 @@ def _parse_kv(pairs: list[str], what: str) -> dict[str, Any]:
             out[key] = json.loads(value)
         except json.JSONDecodeError:
             out[key] = value
+        except RecursionError:
+            raise InvalidOptionError(f"{what} {key[:40]!r}: the JSON value is nested too deeply") from None
     return out
 
 

@@ -10,7 +10,8 @@ in this order (each failure is a :class:`~weightzoo.errors.CheckpointError` nami
 2. the header is UTF-8, well-formed JSON, an object, with no key twice (the ``safetensors`` library keeps
    the last of two equal names; we refuse them);
 3. ``__metadata__`` maps strings to strings; each entry has exactly ``dtype``, ``shape``, ``data_offsets``;
-   the dtype is a known code; the shape is non-negative integers; ``0 ≤ begin ≤ end ≤`` data length;
+   the dtype is a known code; the shape is at most 64 non-negative integers, each (and the byte size)
+   below 2**63; the name holds no NUL and is valid Unicode; ``0 ≤ begin ≤ end ≤`` data length;
 4. ``prod(shape) × itemsize = end − begin``;
 5. sorted by offset, the tensors tile the data section exactly: no holes, no overlaps, no trailing bytes.
 
@@ -31,7 +32,7 @@ from typing import Any, BinaryIO
 from weightzoo.errors import CheckpointError, NoWeightsError
 
 from ._json import loads_strict
-from .base import Checkpoint, TensorInfo
+from .base import Checkpoint, TensorInfo, name_problem, shape_problem
 from .dtypes import CODES, dtype_from_code
 
 #: Default bound on the JSON header (the Hub client itself refuses headers above 25 MB).
@@ -76,7 +77,7 @@ def parse_header(f: BinaryIO, size: int, path: str | os.PathLike[str] | None,
         raise CheckpointError(path, f"truncated: header of {n} bytes, only {len(raw)} readable")
     if not raw.startswith(b"{"):
         raise CheckpointError(path, "header does not start with '{'")
-    doc = loads_strict(raw, path, "safetensors header")
+    doc = loads_strict(raw, path, "safetensors header", check_values=False)  # every value is checked below
     if not isinstance(doc, dict):
         raise CheckpointError(path, f"header is a JSON {type(doc).__name__}, not an object")
     data_start = 8 + n
@@ -100,6 +101,9 @@ def parse_header(f: BinaryIO, size: int, path: str | os.PathLike[str] | None,
             raise CheckpointError(path, f"unknown dtype {dtype!r} (known: {', '.join(CODES)})", tensor=name)
         if not isinstance(shape, list) or not all(_is_int(d) and d >= 0 for d in shape):
             raise CheckpointError(path, f"shape {shape!r} is not a list of non-negative integers", tensor=name)
+        problem = shape_problem(shape, dtype_from_code(dtype).itemsize) or name_problem(name)
+        if problem:
+            raise CheckpointError(path, problem, tensor=name)
         if not (isinstance(offs, list) and len(offs) == 2 and all(_is_int(o) for o in offs)):
             raise CheckpointError(path, f"data_offsets {offs!r} is not a pair of integers", tensor=name)
         begin, end = offs

@@ -59,8 +59,17 @@ CREATE TABLE IF NOT EXISTS crawl_state (key TEXT PRIMARY KEY, value TEXT NOT NUL
 """
 
 
-def connect(path: Path) -> sqlite3.Connection:
-    """A connection in autocommit mode (transactions are explicit), WAL, foreign keys on."""
+def connect(path: Path, *, read_only: bool = False) -> sqlite3.Connection:
+    """A connection in autocommit mode (transactions are explicit), WAL, foreign keys on.
+
+    ``read_only`` opens the catalogue with ``mode=ro`` (a zoo this user may read but not write): queries
+    work, and any write fails in SQLite rather than half-way through our own bookkeeping.
+    """
+    if read_only:
+        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=60.0, isolation_level=None,
+                               check_same_thread=False)
+        conn.execute("PRAGMA busy_timeout=60000")
+        return conn
     conn = sqlite3.connect(path, timeout=60.0, isolation_level=None, check_same_thread=False)
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=FULL")
@@ -81,6 +90,18 @@ def split_ref(ref: str) -> tuple[str, str | None]:
     return ref, None
 
 
+def check_text(value: str, what: str) -> str:
+    """Refuse a string that is not valid Unicode (a lone surrogate, e.g. from an argument or file name in
+    an invalid encoding, which Python keeps as ``\\udcXX``): SQLite and the file system cannot encode it."""
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise InvalidNameError(f"{what} {value!r} is not valid Unicode (a lone surrogate: invalid UTF-8 "
+                                   "in an argument or a file name?)") from None
+    return value
+
+
 def check_name(name: str) -> str:
     """Validate a model name (a Hub repo id, a file stem, or a user's choice)."""
     if not isinstance(name, str) or not name or name != name.strip():
@@ -89,6 +110,7 @@ def check_name(name: str) -> str:
         raise InvalidNameError(f"invalid model name {name[:40]!r}...: longer than 512 characters")
     if _BAD_NAME.search(name):
         raise InvalidNameError(f"invalid model name {name!r}: control characters")
+    check_text(name, "model name")
     if "@" in name:
         raise InvalidNameError(f"invalid model name {name!r}: '@' separates a revision; pass revision= instead")
     return name
@@ -187,4 +209,4 @@ def insert_model(c: sqlite3.Connection, row: dict[str, Any], tensors: list[tuple
                   [(mid, k, json.dumps(v, sort_keys=True)) for k, v in metadata.items()])
 
 
-__all__ = ["ModelRecord", "TensorRecord", "check_name", "connect", "insert_model", "split_ref"]
+__all__ = ["ModelRecord", "TensorRecord", "check_name", "check_text", "connect", "insert_model", "split_ref"]
