@@ -68,6 +68,16 @@ class TensorInfo:
         if problem:
             raise ValueError(f"tensor {self.name!r}: {problem}")
 
+    @classmethod
+    def unchecked(cls, name: str, dtype: str, shape: tuple[int, ...]) -> TensorInfo:
+        """A record of values a caller has already validated (a parsed header, a catalogue row): skips
+        ``__post_init__``, which would otherwise dominate the cost of a million-tensor table."""
+        info = object.__new__(cls)
+        object.__setattr__(info, "name", name)
+        object.__setattr__(info, "dtype", dtype)
+        object.__setattr__(info, "shape", shape)
+        return info
+
     @property
     def numel(self) -> int:
         return math.prod(self.shape)

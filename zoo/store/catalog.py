@@ -186,9 +186,27 @@ def model_from_row(row: tuple[Any, ...], metadata: dict[str, Any]) -> ModelRecor
     )
 
 
+_SHAPES: dict[str, tuple[int, ...]] = {}
+
+
+def shape_from_text(text: str) -> tuple[int, ...]:
+    """A stored shape (JSON text) as a tuple; memoised, since a model of a million tensors has few shapes."""
+    shape = _SHAPES.get(text)
+    if shape is None:
+        if len(_SHAPES) > 100_000:
+            _SHAPES.clear()
+        shape = _SHAPES[text] = tuple(json.loads(text))
+    return shape
+
+
+def shape_text(shape: tuple[int, ...]) -> str:
+    """A shape as the JSON text the catalogue stores (``[2, 3]``), without a ``json.dumps`` per tensor."""
+    return "[" + ", ".join(map(str, shape)) + "]"
+
+
 def tensor_from_row(row: tuple[Any, ...]) -> TensorRecord:
     name, dtype, shape, numel, h, nan, inf = row
-    return TensorRecord(name=name, dtype=dtype, shape=tuple(json.loads(shape)), numel=int(numel), hash=h,
+    return TensorRecord(name=name, dtype=dtype, shape=shape_from_text(shape), numel=int(numel), hash=h,
                         nan_count=nan, inf_count=inf)
 
 
@@ -203,10 +221,10 @@ def insert_model(c: sqlite3.Connection, row: dict[str, Any], tensors: list[tuple
     cols = ", ".join(row)
     mid = c.execute(f"INSERT INTO models ({cols}) VALUES ({', '.join('?' * len(row))})", tuple(row.values())).lastrowid
     c.executemany("INSERT INTO tensors VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                  [(mid, k, i.name, i.dtype, json.dumps(list(i.shape)), i.numel, h, n, f)
+                  [(mid, k, i.name, i.dtype, shape_text(i.shape), i.numel, h, n, f)
                    for k, (i, h, n, f) in enumerate(tensors)])
     c.executemany("INSERT INTO metadata VALUES (?, ?, ?)",
                   [(mid, k, json.dumps(v, sort_keys=True)) for k, v in metadata.items()])
 
 
-__all__ = ["ModelRecord", "TensorRecord", "check_name", "check_text", "connect", "insert_model", "split_ref"]
+__all__ = ["ModelRecord", "TensorRecord", "check_name", "check_text", "shape_from_text", "shape_text", "connect", "insert_model", "split_ref"]

@@ -13,6 +13,7 @@ readers never block; tensors come back bit-exactly with their true dtype; reads 
 from __future__ import annotations
 
 import json
+import math
 import os
 import sqlite3
 import threading
@@ -45,7 +46,7 @@ from weightzoo.errors import (
 )
 from weightzoo.zoo.formats._json import MAX_DEPTH
 from weightzoo.zoo.formats.base import Checkpoint, LazyStateDict, TensorInfo
-from weightzoo.zoo.formats.dtypes import tensor_bytes
+from weightzoo.zoo.formats.dtypes import dtype_from_code, tensor_bytes
 from weightzoo.zoo.formats.snapshot import MAX_CONFIG_BYTES
 
 from .catalog import (
@@ -58,12 +59,14 @@ from .catalog import (
     connect,
     insert_model,
     model_from_row,
+    shape_from_text,
+    shape_text,
     split_ref,
     tensor_from_row,
 )
 from .lock import WriterLock
 from .maintenance import StoreAccess, VerifyReport, collect_garbage, verify_zoo
-from .packs import BlobLocation, PackReader, PackWriter, blob_hash, digest_tensor
+from .packs import SMALL_BLOB, BlobLocation, PackReader, PackWriter, blob_hash, digest_tensor
 from .sources import IngestItem as _Item
 from .sources import check_json as _check_json
 from .sources import default_name as _default_name
@@ -359,7 +362,7 @@ class Zoo:
             raise TensorNotFoundError(ref, name, "metadata-only model: no tensor bytes are stored")
         if pack is None:
             raise ZooCorruptError(f"model {ref!r}, tensor {name!r}: blob {h} is not in any pack (run `weightzoo verify`)")
-        shape = tuple(json.loads(shape_json))
+        shape = shape_from_text(shape_json)
         try:
             t = self._reader.read_tensor(pack, BlobLocation(dataset, offset), code, shape)
         except ZooCorruptError as exc:
@@ -367,6 +370,23 @@ class Zoo:
         if verify and blob_hash(code, shape, tensor_bytes(t)) != h:
             raise TensorCorruptError(ref, name, pack)
         return t
+
+    def _read_row_bytes(self, ref: str, name: str, row: tuple[Any, ...], *, verify: bool) -> memoryview:
+        """The raw bytes of one stored tensor (no tensor built: what an export writes), hash-checked."""
+        code, shape_json, h, pack, dataset, offset = row
+        if h is None:
+            raise TensorNotFoundError(ref, name, "metadata-only model: no tensor bytes are stored")
+        if pack is None:
+            raise ZooCorruptError(f"model {ref!r}, tensor {name!r}: blob {h} is not in any pack (run `weightzoo verify`)")
+        shape = shape_from_text(shape_json)
+        nbytes = dtype_from_code(code).itemsize * math.prod(shape)
+        try:
+            raw = self._reader.read_raw(pack, BlobLocation(dataset, offset), nbytes)
+        except ZooCorruptError as exc:
+            raise TensorCorruptError(ref, name, pack, f"cannot be read ({exc})") from None
+        if raw.size != nbytes or (verify and blob_hash(code, shape, raw) != h):
+            raise TensorCorruptError(ref, name, pack)
+        return memoryview(raw).cast("B") if raw.size else memoryview(b"")  # type: ignore[arg-type]  # numpy arrays are buffers
 
     def state_dict(self, ref: str, *, verify: bool = True) -> Mapping[str, torch.Tensor]:
         """A lazy mapping name → tensor over a model; each access reads one tensor. ``dict(...)`` loads all.
@@ -376,8 +396,9 @@ class Zoo:
         rec = self.model(ref)
         # Pinned to the catalogue row, not the name: a later revision of the same name (which the bare
         # name would then mean) must not change what this mapping reads.
-        return _ZooStateDict(self, self._model_id(rec.ref), rec.ref, [t.name for t in self.tensors(rec.ref)],
-                             verify=verify)
+        mid = self._model_id(rec.ref)
+        names = [r[0] for r in self._query("SELECT name FROM tensors WHERE model_id=? ORDER BY idx", (mid,))]
+        return _ZooStateDict(self, mid, rec.ref, names, verify=verify)
 
     @contextmanager
     def read_snapshot(self) -> Iterator[Zoo]:
@@ -500,9 +521,11 @@ class Zoo:
         rows: list[list[tuple[TensorInfo, str, int, int]]] = [[] for _ in items]
         pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="weightzoo-digest")
 
-        def fetch(i: int) -> tuple[memoryview, Future[tuple[str, int, int]]]:
+        def fetch(i: int) -> tuple[memoryview, Future[tuple[str, int, int]] | tuple[str, int, int]]:
             k, info = stream[i]
             data = items[k].ckpt.read_bytes(info.name)
+            if len(data) < SMALL_BLOB:  # a thread hand-off costs more than hashing a small tensor here
+                return data, digest_tensor(items[k].name, info, data)
             return data, pool.submit(digest_tensor, items[k].name, info, data)
 
         try:
@@ -511,7 +534,7 @@ class Zoo:
                 assert ahead is not None
                 data, fut = ahead
                 ahead = fetch(i + 1) if i + 1 < len(stream) else None
-                h, nan, inf = fut.result()
+                h, nan, inf = fut if isinstance(fut, tuple) else fut.result()
                 if h not in new_blobs and not self._has_blob(h, present, healed):
                     loc = writer.add(h, info.dtype, info.shape, data)
                     new_blobs[h] = (info.dtype, info.shape, info.nbytes, loc)
@@ -557,7 +580,7 @@ class Zoo:
                     c.execute("INSERT INTO packs VALUES (?, ?, ?)", (pack, pack_bytes, now))
                     # REPLACE: a blob whose pack was lost is re-pointed at the new copy.
                     c.executemany("INSERT OR REPLACE INTO blobs VALUES (?, ?, ?, ?, ?, ?, ?)",
-                                  [(h, pack, loc.dataset, loc.offset, code, json.dumps(list(shape)), nb)
+                                  [(h, pack, loc.dataset, loc.offset, code, shape_text(shape), nb)
                                    for h, (code, shape, nb, loc) in new_blobs.items()])
                     c.executemany("DELETE FROM packs WHERE name=? AND NOT EXISTS (SELECT 1 FROM blobs WHERE pack=?)",
                                   [(p, p) for p in sorted(healed)])
@@ -746,7 +769,7 @@ class _ZooStateDict(LazyStateDict):
         self._zoo, self._id, self._ref, self._verify = zoo, model_id, ref, verify
         self._rows: dict[str, tuple[Any, ...]] | None = None
 
-    def _load(self, name: str) -> torch.Tensor:
+    def _row(self, name: str) -> tuple[Any, ...]:
         # One query for the whole table on first use: a model of a million tiny tensors must not pay a
         # catalogue join per tensor.
         if self._rows is None:
@@ -756,13 +779,23 @@ class _ZooStateDict(LazyStateDict):
         row = self._rows.get(name)
         if row is None:
             raise TensorNotFoundError(self._ref, name)
-        return self._zoo._read_row(self._ref, name, row, verify=self._verify)
+        return row
+
+    def _load(self, name: str) -> torch.Tensor:
+        return self._zoo._read_row(self._ref, name, self._row(name), verify=self._verify)
+
+    def read_bytes(self, name: str) -> memoryview:
+        """The raw little-endian bytes of one tensor, hash-checked like a read (what writers stream)."""
+        if name not in self._set:
+            raise KeyError(name)
+        return self._zoo._read_row_bytes(self._ref, name, self._row(name), verify=self._verify)
 
     def __repr__(self) -> str:
         return f"<lazy state dict of {self._ref!r}: {len(self._names)} tensors>"
 
     def tensor_infos(self) -> list[TensorInfo]:
-        return [TensorInfo(t.name, t.dtype, t.shape) for t in self._zoo._tensors_of(self._id)]
+        rows = self._zoo._query("SELECT name, dtype, shape FROM tensors WHERE model_id=? ORDER BY idx", (self._id,))
+        return [TensorInfo.unchecked(n, d, shape_from_text(sh)) for n, d, sh in rows]  # validated at ingest
 
 
 #: Anything a function taking a zoo accepts: an open :class:`Zoo` or its folder.

@@ -354,3 +354,21 @@ def test_checkpoint_errors_after_open_are_typed(tmp_path: Path) -> None:
         ckpt.config = {"x": float("nan")}  # a config set by a caller: validated at ingest too
         with pytest.raises(CheckpointError, match="not finite"):
             zoo.ingest(ckpt, name="x")
+
+
+def test_serve_hub_never_serves_damaged_bytes(tmp_path: Path) -> None:
+    import h5py
+    from huggingface_hub import hf_hub_download
+
+    from weightzoo.zoo.hub.mirror import HubMirror
+
+    zoo_dir = tmp_path / "z"
+    with Zoo.open(zoo_dir) as zoo:
+        zoo.ingest({"big": torch.randn(40_000)}, name="lab/m")
+        big = zoo.tensors("lab/m")[0].hash
+    with h5py.File(_pack(zoo_dir), "r+") as f:
+        f[big][3] = f[big][3] + 1.0
+    with HubMirror(zoo=zoo_dir) as hub, pytest.raises(Exception) as info:
+        hf_hub_download("lab/m", "model.safetensors", endpoint=hub.url, cache_dir=tmp_path / "c")
+    assert not isinstance(info.value, AssertionError)
+    assert not list((tmp_path / "c").rglob("model.safetensors"))
