@@ -42,6 +42,10 @@ class NoWeightsError(CheckpointError, FileNotFoundError):
     """A path (file or folder) holds no weights weightzoo can read."""
 
 
+class CheckpointReadError(CheckpointError, OSError):
+    """A checkpoint path exists but cannot be read (permission denied, a symlink loop, an I/O error)."""
+
+
 # --- the zoo store -----------------------------------------------------------------------------------
 
 
@@ -112,6 +116,21 @@ class LineageError(ZooError, ValueError):
 
 class StorageError(ZooError, OSError):
     """Writing to the zoo failed (disk full, permissions); the zoo is left as it was."""
+
+
+class ZooReadOnlyError(StorageError, PermissionError):
+    """The zoo is read-only for this user: reads work, writes (ingest, rm, gc, repair) are refused."""
+
+
+class TensorCorruptError(ZooCorruptError):
+    """A stored tensor's bytes do not match their content hash (a damaged pack); nothing was returned."""
+
+    def __init__(self, model: str, tensor: str, pack: str, reason: str = "bytes do not match their hash") -> None:
+        self.model = model
+        self.tensor = tensor
+        self.pack = pack
+        super().__init__(f"model {model!r}, tensor {tensor!r} (pack {pack}): {reason}; the pack is damaged — "
+                         "run `weightzoo verify --repair`, then re-ingest the model to restore it")
 
 
 class AmbiguousModelError(WeightzooError, ValueError):
@@ -228,6 +247,7 @@ __all__ = [
     "FilterAnalysisError",
     "StatsError",
     "CheckpointError",
+    "CheckpointReadError",
     "ComputeGraphError",
     "ConfigError",
     "HeaderTooLargeError",
@@ -243,6 +263,7 @@ __all__ = [
     "ShapeMismatchError",
     "SpecError",
     "StorageError",
+    "TensorCorruptError",
     "TensorNotFoundError",
     "UnsafeCheckpointError",
     "UnsupportedFormatError",
@@ -252,4 +273,5 @@ __all__ = [
     "ZooCorruptError",
     "ZooError",
     "ZooNotFoundError",
+    "ZooReadOnlyError",
 ]
