@@ -213,6 +213,10 @@ class StatsError(AnalysisError):
     """Weight statistics were asked of something that has none (no tensors, bad option)."""
 
 
+class RetrievalError(AnalysisError):
+    """Architecture retrieval cannot answer: an index built by another encoder, a missing index, a bad query."""
+
+
 class DatasetError(WeightzooError, ValueError):
     """A dataset build or import was asked for something inconsistent (unknown dataset, seed/recipe mismatch)."""
 
@@ -260,6 +264,7 @@ __all__ = [
     "ModelExistsError",
     "ModelNotFoundError",
     "NoWeightsError",
+    "RetrievalError",
     "ShapeMismatchError",
     "SpecError",
     "StorageError",
