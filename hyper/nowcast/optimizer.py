@@ -142,7 +142,7 @@ class NowcastOptimizer:
         with torch.enable_grad():
             value = closure()
         self.optimizer.zero_grad(set_to_none=True)
-        return float(value)
+        return float(value.detach()) if isinstance(value, torch.Tensor) else float(value)
 
     def _nowcast(self, closure: Callable[[], Any] | None) -> None:
         current = self._states[-1]

@@ -118,7 +118,7 @@ def fit_nowcaster(model: NowcasterBase, train: Sequence[Example], val: Sequence[
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             opt.step()
-            total += float(loss) * len(order[i:i + batch])
+            total += loss.item() * len(order[i:i + batch])
         v = evaluate_examples(model, val, clip=clip)
         history.append({"epoch": epoch + 1, "train_loss": total / len(order), "val_loss": v["loss"],
                         "val_relative_error": v["relative_error"]})
