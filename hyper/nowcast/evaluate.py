@@ -151,6 +151,7 @@ def speedup(nowcasters: Mapping[str, NowcasterBase], task: str, *, seed: int, ne
     reduction ``1 - steps_method / steps_adam`` (misses counted at ``steps``), misses, divergences, mean
     final accuracy, training seconds and nowcasts applied / attempted.
     """
+    t0 = time.perf_counter()
     rows = []
     for net in eval_networks(task, seed=seed, count=networks):
         base = train_curve(net, None, steps=steps, eval_every=eval_every)
@@ -182,7 +183,41 @@ def speedup(nowcasters: Mapping[str, NowcasterBase], task: str, *, seed: int, ne
             "attempted": sum(r["methods"][name]["attempted"] for r in rows)}
     methods["adam"] = {"mean_reduction": 0.0, "final_accuracy": float(np.mean([r["adam_final_accuracy"] for r in rows])),
                        "seconds": float(np.sum([r["adam_seconds"] for r in rows]))}
-    return {"task": task, "seed": seed, "steps": steps, "eval_every": eval_every, "networks": rows, "methods": methods}
+    return {"task": task, "seed": seed, "steps": steps, "eval_every": eval_every, "networks": rows, "methods": methods,
+            "wall_seconds": time.perf_counter() - t0}
+
+
+def summarize(per_seed: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """Combine :func:`speedup` results of several seeds (one task): mean ± std over seeds of each method's
+    mean reduction and final accuracy, misses, divergences, nowcasts applied/attempted, seconds, and the
+    bootstrap 95 % interval of each learned nowcaster's per-network reduction minus linear extrapolation's."""
+    if not per_seed:
+        raise ConfigError("summarize: no results")
+    names = [m for m in per_seed[0]["methods"] if m != "adam"]
+    summary: dict[str, Any] = {"task": per_seed[0]["task"], "seeds": [r["seed"] for r in per_seed],
+                               "networks_per_seed": len(per_seed[0]["networks"]), "steps": per_seed[0]["steps"],
+                               "methods": {}}
+    for m in names + ["adam"]:
+        means = [r["methods"][m]["mean_reduction"] for r in per_seed]
+        acc = [r["methods"][m]["final_accuracy"] for r in per_seed]
+        entry: dict[str, Any] = {"reduction_mean": float(np.mean(means)), "reduction_std": float(np.std(means)),
+                                 "final_accuracy_mean": float(np.mean(acc)), "final_accuracy_std": float(np.std(acc)),
+                                 "seconds": float(sum(r["methods"][m]["seconds"] for r in per_seed))}
+        if m != "adam":
+            entry.update(misses=sum(r["methods"][m]["misses"] for r in per_seed),
+                         diverged=sum(r["methods"][m]["diverged"] for r in per_seed),
+                         applied=sum(r["methods"][m]["applied"] for r in per_seed),
+                         attempted=sum(r["methods"][m]["attempted"] for r in per_seed))
+        summary["methods"][m] = entry
+    if "linear" in names:
+        base = [x for r in per_seed for x in r["methods"]["linear"]["reductions"]]
+        for m in names:
+            if m != "linear":
+                own = [x for r in per_seed for x in r["methods"][m]["reductions"]]
+                mean, lo, hi = bootstrap_difference(own, base)
+                summary["methods"][m]["vs_linear"] = {"mean": mean, "ci95": [lo, hi]}
+    summary["wall_seconds"] = float(sum(r.get("wall_seconds", 0.0) for r in per_seed))
+    return summary
 
 
 def bootstrap_difference(a: Sequence[float], b: Sequence[float], *, resamples: int = 2000,
@@ -197,4 +232,4 @@ def bootstrap_difference(a: Sequence[float], b: Sequence[float], *, resamples: i
 
 
 __all__ = ["ADAM_LR", "EvalNetwork", "TASKS", "bootstrap_difference", "eval_networks", "speedup", "steps_to_target",
-           "train_curve"]
+           "summarize", "train_curve"]

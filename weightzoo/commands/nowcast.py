@@ -75,10 +75,9 @@ def run_train(args: argparse.Namespace) -> int:
 
 
 def run_eval(args: argparse.Namespace) -> int:
-    import numpy as np
     import torch
 
-    from weightzoo.hyper.nowcast.evaluate import bootstrap_difference, speedup
+    from weightzoo.hyper.nowcast.evaluate import speedup, summarize
     from weightzoo.hyper.nowcast.models import load_nowcaster
     from weightzoo.zoo.formats.durable import write_json_atomic
 
@@ -96,34 +95,14 @@ def run_eval(args: argparse.Namespace) -> int:
         nowcasters = {k: load_nowcaster(root / f"seed{seed}" / k) for k in kinds}
         per_seed.append(speedup(nowcasters, args.task, seed=seed, networks=args.networks, steps=args.steps,
                                 eval_every=args.eval_every, every=args.every))
-    names = [m for m in per_seed[0]["methods"] if m != "adam"]
-    summary: dict[str, Any] = {"task": args.task, "seeds": seeds, "networks_per_seed": args.networks,
-                               "steps": args.steps, "methods": {}}
-    for m in names + ["adam"]:
-        means = [r["methods"][m]["mean_reduction"] for r in per_seed]
-        acc = [r["methods"][m]["final_accuracy"] for r in per_seed]
-        entry: dict[str, Any] = {"reduction_mean": float(np.mean(means)), "reduction_std": float(np.std(means)),
-                                 "final_accuracy_mean": float(np.mean(acc)), "final_accuracy_std": float(np.std(acc)),
-                                 "seconds": float(sum(r["methods"][m]["seconds"] for r in per_seed))}
-        if m != "adam":
-            entry.update(misses=sum(r["methods"][m]["misses"] for r in per_seed),
-                         diverged=sum(r["methods"][m]["diverged"] for r in per_seed),
-                         applied=sum(r["methods"][m]["applied"] for r in per_seed),
-                         attempted=sum(r["methods"][m]["attempted"] for r in per_seed))
-        summary["methods"][m] = entry
-    if "linear" in names:
-        base = [x for r in per_seed for x in r["methods"]["linear"]["reductions"]]
-        for m in names:
-            if m != "linear":
-                own = [x for r in per_seed for x in r["methods"][m]["reductions"]]
-                mean, lo, hi = bootstrap_difference(own, base)
-                summary["methods"][m]["vs_linear"] = {"mean": mean, "ci95": [lo, hi]}
+    summary = summarize(per_seed)
     if args.out:
         write_json_atomic(args.out, {"summary": summary, "per_seed": per_seed})
     if args.json:
         print_json(summary)
         return 0
-    print(f"{args.task}: steps to Adam's loss after {args.steps} steps; seeds {seeds}, {args.networks} networks each")
+    print(f"{args.task}: steps to Adam's loss after {args.steps} steps; seeds {seeds}, {args.networks} networks each, "
+          f"{summary['wall_seconds']:.0f} s")
     for m, v in summary["methods"].items():
         extra = ""
         if m != "adam":
