@@ -189,6 +189,15 @@ class ComputeGraphError(WeightzooError, ValueError):
         super().__init__(reason)
 
 
+class HyperNetworkError(WeightzooError, ValueError):
+    """A graph hypernetwork cannot predict (part of) a module: the modules it cannot cover are named in
+    ``modules`` (path → reason), or a GHN checkpoint/run folder is not one."""
+
+    def __init__(self, reason: str, *, modules: dict[str, str] | None = None) -> None:
+        self.modules = dict(modules or {})
+        super().__init__(reason)
+
+
 class GraphTooLargeError(WeightzooError, ValueError):
     """A graph is too large for the requested representation (e.g. networkx) without ``force=True``."""
 
@@ -258,6 +267,7 @@ __all__ = [
     "TruncatedResponseError",
     "HubError",
     "GraphTooLargeError",
+    "HyperNetworkError",
     "InvalidNameError",
     "InvalidOptionError",
     "KernelTooLargeError",
