@@ -37,7 +37,7 @@ def test_predict_a_spec_file_and_a_class(tmp_path: Path, ghn_dir: Path, capsys, 
     model = build_module(SPEC)
     model.load_state_dict(load_file(out), strict=True)
 
-    (tmp_path / "my_nets.py").write_text(textwrap.dedent("""
+    (tmp_path / "hyper_user_nets.py").write_text(textwrap.dedent("""
         import torch
         from torch import nn
 
@@ -53,12 +53,12 @@ def test_predict_a_spec_file_and_a_class(tmp_path: Path, ghn_dir: Path, capsys, 
     """))
     monkeypatch.syspath_prepend(str(tmp_path))
     out2 = tmp_path / "net.safetensors"
-    assert main(["hyper", "predict", "--ghn", str(ghn_dir), "--arch", "my_nets:Net", "--out", str(out2)]) == 0
+    assert main(["hyper", "predict", "--ghn", str(ghn_dir), "--arch", "hyper_user_nets:Net", "--out", str(out2)]) == 0
     text = capsys.readouterr().out
     assert "kept spare.weight" in text and "forward pass" in text
-    net = sys.modules["my_nets"].Net()
+    net = sys.modules["hyper_user_nets"].Net()
     net.load_state_dict(load_file(out2), strict=True)
-    assert main(["hyper", "predict", "--ghn", str(ghn_dir), "--arch", "my_nets:Net", "--out", str(out2),
+    assert main(["hyper", "predict", "--ghn", str(ghn_dir), "--arch", "hyper_user_nets:Net", "--out", str(out2),
                  "--strict"]) == 1
     assert "spare" in capsys.readouterr().err
 
