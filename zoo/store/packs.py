@@ -68,9 +68,10 @@ class BlobLocation:
 class PackWriter:
     """Writes one new pack: ``add`` blobs, then ``commit`` (rename into place) or ``abort``."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, *, prefix: str = "") -> None:
         self.folder = folder
-        self.name = f"{uuid.uuid4().hex}{PACK_SUFFIX}"
+        # ``prefix`` marks the packs of one distributed job, so its driver can find what the job left behind.
+        self.name = f"{prefix}{uuid.uuid4().hex}{PACK_SUFFIX}"
         self.tmp = folder / f"{TMP_PREFIX}{self.name}"
         self.path = folder / self.name
         self.count = 0

@@ -17,8 +17,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Iterator, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeAlias
@@ -37,7 +36,7 @@ from weightzoo.errors import (
     ZooCorruptError,
     ZooNotFoundError,
 )
-from weightzoo.zoo.formats.base import Checkpoint, LazyStateDict, TensorInfo
+from weightzoo.zoo.formats.base import LazyStateDict, TensorInfo
 
 from .catalog import (
     MODEL_COLUMNS,
@@ -54,12 +53,11 @@ from .catalog import (
 )
 from .lock import WriterLock
 from .maintenance import StoreAccess, VerifyReport, collect_garbage, verify_zoo
-from .packs import BlobLocation, PackReader, PackWriter, digest_tensor
+from .packs import TMP_PREFIX, BlobLocation, PackReader, PackWriter
 from .sources import IngestItem as _Item
 from .sources import check_json as _check_json
-from .sources import default_name as _default_name
-from .sources import library_of as _library_of
-from .sources import spec_for as _spec_for
+from .sources import open_item as _open_item
+from .staging import BlobTable, StagedModel, StagedPack, check_unique, write_pack
 
 CATALOG = "catalog.sqlite"
 PACKS = "packs"
@@ -322,124 +320,115 @@ class Zoo:
         opened: list[_Item] = []
         try:
             for it in items:
-                opened.append(self._open_item(dict(it)))
-            names = [(i.name, i.revision or "") for i in opened]
-            if len(set(names)) != len(names):
-                raise ModelExistsError(next(n for n in names if names.count(n) > 1)[0])
+                opened.append(_open_item(dict(it)))
+            check_unique(opened)
             with self._writer:
                 return self._write(opened, progress)
         finally:
             for i in opened:
                 i.ckpt.close()
 
-    def _open_item(self, it: dict[str, Any]) -> _Item:
-        from weightzoo.zoo.formats import open_checkpoint
-
-        source = it.pop("source")
-        ckpt = source if isinstance(source, Checkpoint) else open_checkpoint(source)
-        name = it.pop("name", None)
-        if name is None:
-            name = _default_name(source, ckpt)
-        check_name(name)
-        revision = it.pop("revision", None) or None
-        metadata = dict(it.pop("metadata", None) or {})
-        _check_json(metadata, "metadata")
-        spec = it.pop("spec", None)
-        if spec is None:
-            spec = _spec_for(source, ckpt)
-        if spec is not None:
-            spec = dict(spec)
-            _check_json(spec, "spec")
-        replace = bool(it.pop("replace", False))
-        src = str(Path(ckpt.path).resolve()) if ckpt.path is not None else ckpt.format
-        unknown = set(it) - {"repo_id", "license", "tags", "library", "model_type", "architecture"}
-        if unknown:
-            raise TypeError(f"unknown ingest fields: {sorted(unknown)}")
-        return _Item(ckpt, name, revision, metadata, spec, replace, src, it)
-
     def _write(self, items: list[_Item], progress: bool | None) -> list[ModelRecord]:
         from tqdm import tqdm
 
         for it in items:  # fail before writing a byte when a name is taken
-            self._check_free(it)
+            self._check_free(it.name, it.revision, it.replace)
         total = sum(t.nbytes for it in items for t in it.ckpt.tensors)
         show = progress if progress is not None else (total > (256 << 20) or len(items) > 200)
         bar = tqdm(total=total, unit="B", unit_scale=True, desc="ingest", disable=not show or None, leave=False)
         writer = PackWriter(self.packs_dir)
-        new_blobs: dict[str, tuple[str, tuple[int, ...], int, BlobLocation]] = {}
-        # Hash and scan tensor i+1 in a helper thread while tensor i is written (both release the GIL),
-        # so ingest time approaches the time of the write alone.
-        stream = [(k, info) for k, it in enumerate(items) for info in it.ckpt.tensors]
-        rows: list[list[tuple[TensorInfo, str, int, int]]] = [[] for _ in items]
-        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="weightzoo-digest")
-
-        def fetch(i: int) -> tuple[memoryview, Future[tuple[str, int, int]]]:
-            k, info = stream[i]
-            data = items[k].ckpt.read_bytes(info.name)
-            return data, pool.submit(digest_tensor, items[k].name, info, data)
-
         try:
-            ahead = fetch(0) if stream else None
-            for i, (k, info) in enumerate(stream):
-                assert ahead is not None
-                data, fut = ahead
-                ahead = fetch(i + 1) if i + 1 < len(stream) else None
-                h, nan, inf = fut.result()
-                if h not in new_blobs and not self._has_blob(h):
-                    loc = writer.add(h, info.dtype, info.shape, data)
-                    new_blobs[h] = (info.dtype, info.shape, info.nbytes, loc)
-                rows[k].append((info, h, nan, inf))
-                del data, fut
-                bar.update(info.nbytes)
-            plans = list(zip(items, rows))
+            models, new_blobs = write_pack(items, writer, known=self._has_blob, on_bytes=bar.update)
             wrote = writer.commit()
         except BaseException:
             writer.abort()
             raise
         finally:
-            pool.shutdown(wait=True, cancel_futures=True)
             bar.close()
         try:
-            return self._commit(plans, writer.name if wrote else None, writer.nbytes, new_blobs)
+            return self._commit(models, [(writer.name, writer.nbytes, new_blobs)] if wrote else [])
         except BaseException:
             if wrote:  # the catalogue never pointed at it: remove the (now orphan) pack
                 writer.abort()
             raise
 
+    def commit_staged(self, staged: Sequence[StagedPack]) -> list[ModelRecord]:
+        """Commit packs staged by workers (:func:`~weightzoo.zoo.store.staging.stage_pack`): one transaction
+        for all their models, in order. Only the driver — the one process that opens this catalogue — calls it.
+
+        A blob already in the zoo keeps its first copy; a staged pack none of whose blobs is new is deleted.
+        All or nothing: on an error (a name taken, a pack missing) nothing is committed and the staged packs
+        stay orphans for :meth:`discard_staged` or ``verify --repair``.
+        """
+        models = [m for sp in staged for m in sp.models]
+        refs = [(m.name, m.revision or "") for m in models]
+        if len(set(refs)) != len(refs):
+            raise ModelExistsError(next(n for n in refs if refs.count(n) > 1)[0])
+        with self._writer:
+            for m in models:
+                self._check_free(m.name, m.revision, m.replace)
+            packs: list[tuple[str, int, BlobTable]] = []
+            empty: list[str] = []
+            seen: set[str] = set()
+            for sp in staged:
+                if sp.pack is None:
+                    continue
+                if not (self.packs_dir / sp.pack).is_file():
+                    raise StorageError(f"{self.path}: staged pack {sp.pack} is missing; nothing was committed")
+                fresh = {h: v for h, v in sp.blobs.items() if h not in seen and not self._has_blob(h)}
+                seen.update(fresh)
+                if fresh:
+                    packs.append((sp.pack, sp.nbytes, fresh))
+                else:
+                    empty.append(sp.pack)
+            records = self._commit(models, packs)
+            for name in empty:  # every blob was already stored: the catalogue never points at this pack
+                (self.packs_dir / name).unlink(missing_ok=True)
+        return records
+
+    def discard_staged(self, prefix: str) -> list[str]:
+        """Delete the files a distributed job with this pack ``prefix`` left uncommitted (temporary files of
+        workers killed mid-write, packs staged but never committed); returns their names."""
+        if not prefix:
+            raise ValueError("discard_staged needs the job's pack prefix")
+        removed = []
+        with self._writer:
+            committed = {r[0] for r in self._query(
+                "SELECT name FROM packs WHERE substr(name, 1, length(?)) = ?", (prefix, prefix))}
+            for p in self.packs_dir.iterdir():
+                n = p.name
+                if n.startswith(TMP_PREFIX + prefix) or (n.startswith(prefix) and n not in committed):
+                    p.unlink(missing_ok=True)
+                    removed.append(n)
+        return sorted(removed)
+
     def _has_blob(self, h: str) -> bool:
         return bool(self._query("SELECT 1 FROM blobs WHERE hash=?", (h,)))
 
-    def _check_free(self, it: _Item) -> None:
-        rows = self._query("SELECT ingested FROM models WHERE name=? AND revision=?", (it.name, it.revision or ""))
-        if rows and rows[0][0] and not it.replace:
-            raise ModelExistsError(it.name if not it.revision else f"{it.name}@{it.revision}")
+    def _check_free(self, name: str, revision: str | None, replace: bool) -> None:
+        rows = self._query("SELECT ingested FROM models WHERE name=? AND revision=?", (name, revision or ""))
+        if rows and rows[0][0] and not replace:
+            raise ModelExistsError(name if not revision else f"{name}@{revision}")
 
-    def _commit(self, plans: list[tuple[_Item, list[tuple[TensorInfo, str, int, int]]]], pack: str | None,
-                pack_bytes: int, new_blobs: dict[str, tuple[str, tuple[int, ...], int, BlobLocation]]) -> list[ModelRecord]:
+    def _commit(self, models: Sequence[StagedModel], packs: Sequence[tuple[str, int, BlobTable]]) -> list[ModelRecord]:
+        """One transaction: the new packs and their blobs, then each model's row, tensor table and metadata."""
         now = time.time()
         refs = []
         try:
             with self._transaction() as c:
-                if pack is not None:
+                for pack, pack_bytes, new_blobs in packs:
                     c.execute("INSERT INTO packs VALUES (?, ?, ?)", (pack, pack_bytes, now))
                     c.executemany("INSERT OR IGNORE INTO blobs VALUES (?, ?, ?, ?, ?, ?, ?)",
                                   [(h, pack, loc.dataset, loc.offset, code, json.dumps(list(shape)), nb)
                                    for h, (code, shape, nb, loc) in new_blobs.items()])
-                for it, rows in plans:
-                    self._check_free(it)  # another writer may have raced us between open and commit
-                    c.execute("DELETE FROM models WHERE name=? AND revision=?", (it.name, it.revision or ""))
-                    ck = it.ckpt
-                    tags = it.extra.get("tags") or []
+                for m in models:
+                    self._check_free(m.name, m.revision, m.replace)  # another writer may have raced us
+                    c.execute("DELETE FROM models WHERE name=? AND revision=?", (m.name, m.revision or ""))
                     insert_model(
-                        c, dict(name=it.name, revision=it.revision or "", source=it.source, format=ck.format,
-                                repo_id=it.extra.get("repo_id"), spec=it.spec, config=ck.config,
-                                library=it.extra.get("library") or _library_of(ck),
-                                model_type=it.extra.get("model_type") or ck.model_type,
-                                architecture=it.extra.get("architecture") or ck.architecture,
-                                license=it.extra.get("license"), tags=tags, ingested=1,
-                                nonfinite_tensors=sum(1 for _, _, n, f in rows if n or f), created_at=now),
-                        [(i, h, n, f) for i, h, n, f in rows], it.metadata)
-                    refs.append(f"{it.name}@{it.revision}" if it.revision else it.name)
+                        c, dict(name=m.name, revision=m.revision or "", **m.fields, ingested=1,
+                                nonfinite_tensors=sum(1 for _, _, n, f in m.tensors if n or f), created_at=now),
+                        [(i, h, n, f) for i, h, n, f in m.tensors], m.metadata)
+                    refs.append(m.ref)
         except sqlite3.OperationalError as exc:
             raise StorageError(f"{self.path}: catalogue write failed: {exc}") from exc
         return [self.model(r) for r in refs]
