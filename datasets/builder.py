@@ -223,7 +223,9 @@ def read_manifest(zoo_path: str | os.PathLike[str], dataset: str) -> dict[str, A
 def _to_item(it: ModelItem) -> dict[str, Any]:
     import torch
 
-    return {"source": {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in it.state.items()},
+    # Arrays from Ray's object store are read-only views: copy those (torch wants writable memory).
+    return {"source": {k: torch.from_numpy(np.ascontiguousarray(v) if v.flags.writeable else v.copy())
+                       for k, v in it.state.items()},
             "name": it.name, "spec": it.spec, "metadata": it.metadata, "library": "torch"}
 
 

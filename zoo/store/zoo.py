@@ -51,6 +51,7 @@ from .catalog import (
     split_ref,
     tensor_from_row,
 )
+from .detached import DetachedModel, DetachedTensor
 from .lock import WriterLock
 from .maintenance import StoreAccess, VerifyReport, collect_garbage, verify_zoo
 from .packs import TMP_PREFIX, BlobLocation, PackReader, PackWriter
@@ -232,12 +233,23 @@ class Zoo:
             elif key == "tag":
                 where.append("EXISTS (SELECT 1 FROM json_each(models.tags) WHERE json_each.value = ?)")
                 args.append(value)
-            else:
-                where.append("EXISTS (SELECT 1 FROM metadata m WHERE m.model_id = models.id AND m.key = ? AND m.value = ?)")
+            else:  # an index range on metadata(key, value), not a probe per model (docs/scale.md)
+                where.append("id IN (SELECT model_id FROM metadata WHERE key = ? AND value = ?)")
                 args.extend([key, json.dumps(value, sort_keys=True)])
         sql = f"SELECT {MODEL_COLUMNS} FROM models" + (" WHERE " + " AND ".join(where) if where else "")
         rows = self._query(sql + " ORDER BY created_at, id", tuple(args))
-        return [model_from_row(r, self._metadata(int(r[0]))) for r in rows]
+        meta = self._metadata_of([int(r[0]) for r in rows])
+        return [model_from_row(r, meta.get(int(r[0]), {})) for r in rows]
+
+    def _metadata_of(self, ids: list[int]) -> dict[int, dict[str, Any]]:
+        """Metadata of many models, a few hundred per query (not one query per model)."""
+        out: dict[int, dict[str, Any]] = {}
+        for i in range(0, len(ids), 500):
+            chunk = ids[i:i + 500]
+            for mid, k, v in self._query(f"SELECT model_id, key, value FROM metadata WHERE model_id IN "
+                                         f"({','.join('?' * len(chunk))}) ORDER BY model_id, key", tuple(chunk)):
+                out.setdefault(mid, {})[k] = json.loads(v)
+        return out
 
     def __len__(self) -> int:
         return int(self._query("SELECT COUNT(*) FROM models")[0][0])
@@ -277,6 +289,21 @@ class Zoo:
         # Pinned to the catalogue row, not the name: a later revision of the same name (which the bare
         # name would then mean) must not change what this mapping reads.
         return _ZooStateDict(self, self._model_id(rec.ref), rec.ref, [t.name for t in self.tensors(rec.ref)])
+
+    def detach(self, ref: str) -> DetachedModel:
+        """Where ``ref``'s tensors sit in the packs, with its catalogue fields: what a worker needs to read
+        the model without opening the catalogue (see :mod:`weightzoo.zoo.store.detached`)."""
+        rec = self.model(ref)
+        rows = self._query("SELECT t.name, t.dtype, t.shape, b.pack, b.dataset, b.offset, t.hash FROM tensors t "
+                           "LEFT JOIN blobs b ON b.hash = t.hash WHERE t.model_id=? ORDER BY t.idx",
+                           (self._model_id(rec.ref),))
+        tensors = []
+        for name, code, shape, pack, dataset, offset, h in rows:
+            if h is not None and pack is None:  # bytes were stored once: say so on read, not silently
+                pack, dataset, offset = None, "", None
+            tensors.append(DetachedTensor(name, code, tuple(json.loads(shape)), pack, dataset, offset))
+        fields = {k: v for k, v in rec.to_dict().items() if k not in ("spec", "config")}
+        return DetachedModel(rec.ref, str(self.packs_dir), tuple(tensors), fields)
 
     def module(self, ref: str) -> torch.nn.Module:
         """The stored model rebuilt as an ``nn.Module`` from its architecture spec, with its weights."""

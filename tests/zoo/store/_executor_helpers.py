@@ -13,7 +13,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
+from weightzoo.zoo.store import Zoo
 from weightzoo.zoo.store.packs import PackWriter
 from weightzoo.zoo.store.staging import StagedPack, StageTask, stage_pack
 
@@ -72,3 +74,39 @@ class KillingStage(StageTask):
                 stage_pack(self.packs_dir, batch, prefix=self.prefix)
             _die()
         return super().__call__(batch)
+
+
+def snapshot(zoo: Zoo) -> list[dict[str, Any]]:
+    """Everything a user sees of a zoo's models, in catalogue order, tensors as raw bytes (no timestamps)."""
+    out = []
+    for m in zoo.models():
+        d = m.to_dict()
+        d.pop("created_at")
+        d["tensors"] = [(t.name, t.dtype, t.shape, t.hash, t.nan_count, t.inf_count) for t in zoo.tensors(m.ref)]
+        d["bytes"] = {k: v.reshape(-1).view(torch.uint8).numpy().tobytes() for k, v in zoo.state_dict(m.ref).items()}
+        out.append(d)
+    return out
+
+
+def assert_tidy(zoo: Zoo) -> None:
+    """Catalogue and packs agree, and no orphan pack or temporary file is left."""
+    rep = zoo.verify()
+    assert rep.clean and not rep.orphan_packs and not rep.temp_files, rep.to_dict()
+
+
+def write_checkpoints(folder: Path, n: int = 5) -> list[Path]:
+    """``n`` small safetensors checkpoints sharing a frozen embedding (dedup across tasks), each with a
+    bfloat16 bias and a tensor large enough to be its own HDF5 dataset."""
+    from safetensors.torch import save_file
+
+    g = torch.Generator().manual_seed(0)
+    shared = torch.randn(64, 16, generator=g)
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i in range(n):
+        sd = {"emb.weight": shared, "fc.weight": torch.randn(8, 16, generator=g),
+              "fc.bias": torch.randn(8, generator=g).to(torch.bfloat16), "big": torch.randn(20_000, generator=g)}
+        p = folder / f"net{i}.safetensors"
+        save_file(sd, str(p))
+        paths.append(p)
+    return paths

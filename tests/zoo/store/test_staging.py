@@ -9,8 +9,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import torch
-from safetensors.torch import save_file
 
 from weightzoo.errors import CheckpointError, ModelExistsError
 from weightzoo.zoo.store import Zoo
@@ -32,44 +30,26 @@ def helpers() -> Iterator[Any]:
 
 
 @pytest.fixture()
-def checkpoints(tmp_path: Path) -> list[Path]:
+def snapshot(helpers: Any) -> Any:
+    return helpers.snapshot
+
+
+@pytest.fixture()
+def is_tidy(helpers: Any) -> Any:
+    return helpers.assert_tidy
+
+
+@pytest.fixture()
+def checkpoints(tmp_path: Path, helpers: Any) -> list[Path]:
     """Five small checkpoints sharing a frozen embedding (dedup across tasks) plus one large tensor each."""
-    g = torch.Generator().manual_seed(0)
-    shared = torch.randn(64, 16, generator=g)
-    paths = []
-    for i in range(5):
-        sd = {"emb.weight": shared, "fc.weight": torch.randn(8, 16, generator=g),
-              "fc.bias": torch.randn(8, generator=g).to(torch.bfloat16), "big": torch.randn(20_000, generator=g)}
-        p = tmp_path / "ckpts" / f"net{i}.safetensors"
-        p.parent.mkdir(exist_ok=True)
-        save_file(sd, str(p))
-        paths.append(p)
-    return paths
-
-
-def snapshot(zoo: Zoo) -> list[dict[str, Any]]:
-    """Everything a user sees of the zoo's models, in catalogue order, tensors as raw bytes."""
-    out = []
-    for m in zoo.models():
-        d = m.to_dict()
-        d.pop("created_at")
-        d["tensors"] = [(t.name, t.dtype, t.shape, t.hash, t.nan_count, t.inf_count) for t in zoo.tensors(m.ref)]
-        d["bytes"] = {k: v.view(torch.uint8).numpy().tobytes() if v.dim() else v.reshape(1).view(torch.uint8).numpy().tobytes()
-                      for k, v in zoo.state_dict(m.ref).items()}
-        out.append(d)
-    return out
-
-
-def is_tidy(zoo: Zoo) -> None:
-    rep = zoo.verify()
-    assert rep.clean and not rep.orphan_packs and not rep.temp_files, rep.to_dict()
+    return list(helpers.write_checkpoints(tmp_path / "ckpts"))
 
 
 def items_of(paths: list[Path]) -> list[dict[str, Any]]:
     return [{"source": str(p), "metadata": {"i": k}} for k, p in enumerate(paths)]
 
 
-def test_staged_ingest_equals_local_ingest(tmp_path: Path, checkpoints: list[Path]) -> None:
+def test_staged_ingest_equals_local_ingest(tmp_path: Path, checkpoints: list[Path], snapshot: Any, is_tidy: Any) -> None:
     with Zoo.open(tmp_path / "local") as local:
         for it in items_of(checkpoints):
             local.ingest(**it)
@@ -84,8 +64,8 @@ def test_staged_ingest_equals_local_ingest(tmp_path: Path, checkpoints: list[Pat
             assert z.stats()["blobs"] == 1 + 3 * 5
 
 
-def test_a_taken_name_or_bad_file_commits_earlier_models_and_leaves_no_pack(tmp_path: Path,
-                                                                           checkpoints: list[Path]) -> None:
+def test_a_taken_name_or_bad_file_commits_earlier_models_and_leaves_no_pack(tmp_path: Path, checkpoints: list[Path],
+                                                                           is_tidy: Any) -> None:
     bad = tmp_path / "ckpts" / "bad.safetensors"
     bad.write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not json at all")
     with Zoo.open(tmp_path / "z") as z:
@@ -99,7 +79,8 @@ def test_a_taken_name_or_bad_file_commits_earlier_models_and_leaves_no_pack(tmp_
         is_tidy(z)
 
 
-def test_commit_refuses_a_missing_pack_and_discard_removes_uncommitted(tmp_path: Path, checkpoints: list[Path]) -> None:
+def test_commit_refuses_a_missing_pack_and_discard_removes_uncommitted(tmp_path: Path, checkpoints: list[Path],
+                                                                        is_tidy: Any) -> None:
     with Zoo.open(tmp_path / "z") as z:
         sp = stage_pack(z.packs_dir, [{"source": str(checkpoints[0])}], prefix="jobtest-")
         assert sp.pack is not None and sp.pack.startswith("jobtest-")
@@ -114,7 +95,7 @@ def test_commit_refuses_a_missing_pack_and_discard_removes_uncommitted(tmp_path:
 @pytest.mark.slow
 @pytest.mark.parametrize("phase", ["write", "renamed"])
 def test_killed_worker_mid_stage_loses_and_duplicates_nothing(tmp_path: Path, checkpoints: list[Path], helpers: Any,
-                                                              phase: str) -> None:
+                                                              phase: str, snapshot: Any, is_tidy: Any) -> None:
     with Zoo.open(tmp_path / "local") as local:
         for it in items_of(checkpoints):
             local.ingest(**it)
