@@ -230,6 +230,8 @@ class RayExecutor(Executor):
         max_retries: worker losses tolerated per item (Ray's own retries are off, so every retry is
             counted the same way on every backend).
         runtime_env: handed to ``ray.init`` (e.g. ``{"pip": ["weightzoo[ray]"]}`` for a fresh cluster).
+        cpus_per_task: CPUs Ray reserves per task (below 1 for network-bound jobs such as a crawl; more
+            tasks are then kept in flight).
 
     On a cluster, every worker needs weightzoo installed and, for jobs that read or write packs
     (ingest, stats, filters), the zoo folder at the same path on a shared file system; the catalogue is
@@ -237,7 +239,8 @@ class RayExecutor(Executor):
     """
 
     def __init__(self, address: str | None = None, *, workers: int | None = None,
-                 max_retries: int = DEFAULT_MAX_RETRIES, runtime_env: dict[str, Any] | None = None) -> None:
+                 max_retries: int = DEFAULT_MAX_RETRIES, runtime_env: dict[str, Any] | None = None,
+                 cpus_per_task: float = 1.0) -> None:
         ray = _import_ray()
         self._ray = ray
         self.address = address or "local"
@@ -257,8 +260,11 @@ class RayExecutor(Executor):
                     raise ExecutorUnavailableError("ray", f"cannot connect to the Ray cluster at "
                                                    f"{self.address!r}: {exc}") from exc
             self._owns = True
-        self.workers = workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
-        self._task = ray.remote(num_cpus=1, max_retries=0)(run_in_worker)
+        if cpus_per_task <= 0:
+            raise InvalidOptionError(f"RayExecutor: cpus_per_task must be > 0, got {cpus_per_task}")
+        cpus = workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
+        self.workers = max(1, int(cpus / cpus_per_task))  # tasks that run at once
+        self._task = ray.remote(num_cpus=cpus_per_task, max_retries=0)(run_in_worker)
 
     @property
     def name(self) -> str:

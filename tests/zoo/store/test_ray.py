@@ -88,3 +88,34 @@ def test_cli_ingest_with_ray_equals_local(tmp_path: Path, local_ray: None, helpe
     with Zoo.open(tmp_path / "a") as a, Zoo.open(tmp_path / "b") as b:
         assert helpers.snapshot(a) == helpers.snapshot(b)
     capsys.readouterr()
+
+
+def test_ray_crawl_equals_local_crawl_headers_and_downloads(tmp_path: Path, local_ray: None, helpers: Any) -> None:
+    import importlib.util
+
+    from weightzoo.zoo.hub import crawl
+    from weightzoo.zoo.hub.mirror import HubMirror
+
+    spec = importlib.util.spec_from_file_location("weightzoo_hub_repos", HERE.parent / "hub" / "repos.py")
+    assert spec is not None and spec.loader is not None
+    repos = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(repos)
+    repos.build_many(tmp_path / "hub", 6)
+    with HubMirror(tmp_path / "hub", page_size=4) as mirror:
+        runs = {}
+        for label, ray_opt in (("local", False), ("ray", True)):
+            zoo = tmp_path / label
+            heads = crawl(zoo, endpoint=mirror.url, progress=False, retry=repos.FAST, ray=ray_opt)
+            downloads = crawl(zoo, endpoint=mirror.url, progress=False, retry=repos.FAST, ray=ray_opt, download=True,
+                              cache_dir=tmp_path / f"hf-{label}")
+            again = crawl(zoo, endpoint=mirror.url, progress=False, retry=repos.FAST, ray=ray_opt, download=True,
+                          cache_dir=tmp_path / f"hf-{label}")
+            assert (heads.recorded, downloads.ingested, again.skipped) == (6, 6, {"up-to-date": 6}), label
+            with Zoo.open(zoo) as z:
+                snap = sorted(helpers.snapshot(z), key=lambda d: d["name"])
+                for d in snap:
+                    d["metadata"].pop("endpoint", None)
+                    d["source"] = None  # holds the endpoint's URL or the cache folder
+                runs[label] = snap
+                helpers.assert_tidy(z)
+    assert runs["local"] == runs["ray"]
