@@ -14,7 +14,8 @@ from typing import Any
 
 import torch
 
-from weightzoo.errors import InvalidOptionError
+from weightzoo.errors import CheckpointError, InvalidOptionError
+from weightzoo.zoo.formats._json import json_problem
 from weightzoo.zoo.formats.base import Checkpoint
 
 from .catalog import check_name
@@ -106,8 +107,18 @@ def open_item(it: dict[str, Any]) -> IngestItem:
         if spec is not None:
             spec = dict(spec)
             check_json(spec, "spec")
+        if ckpt.config is not None:  # stored per model and read by every `ls`: bounded, finite, valid Unicode
+            from weightzoo.zoo.formats._json import MAX_DEPTH
+            from weightzoo.zoo.formats.snapshot import MAX_CONFIG_BYTES
+
+            try:
+                check_json(ckpt.config, "config.json", max_bytes=MAX_CONFIG_BYTES, max_depth=MAX_DEPTH)
+            except InvalidOptionError as exc:
+                raise CheckpointError(ckpt.path, str(exc)) from None
         replace = bool(it.pop("replace", False))
         src = str(Path(ckpt.path).resolve()) if ckpt.path is not None else ckpt.format
+        # The source is provenance text: a file name in an invalid encoding is kept, its bad bytes escaped.
+        src = os.fsencode(src).decode("utf-8", "backslashreplace")
         unknown = set(it) - EXTRA_FIELDS
         if unknown:
             raise TypeError(f"unknown ingest fields: {sorted(unknown)}")
@@ -128,12 +139,27 @@ def catalog_fields(it: IngestItem) -> dict[str, Any]:
                 license=it.extra.get("license"), tags=list(it.extra.get("tags") or []))
 
 
-def check_json(value: Any, what: str) -> None:
+#: Most JSON bytes stored per model for its free-form metadata (and for a spec); a config may take
+#: :data:`~weightzoo.zoo.formats.snapshot.MAX_CONFIG_BYTES`. Every later ``ls`` reads them all.
+MAX_METADATA_BYTES = 1 * 2**20
+#: Deepest nesting of a metadata value (a hyperparameter dict of dicts is 3 or 4 deep).
+MAX_METADATA_DEPTH = 32
+
+
+def check_json(value: Any, what: str, *, max_bytes: int = MAX_METADATA_BYTES, max_depth: int = MAX_METADATA_DEPTH) -> None:
+    """Refuse a value the catalogue must not store: not JSON, nested deeper than ``max_depth``, a non-finite
+    number (``1e400`` is ``inf``: stored, it would break every later ``ls --json``), a string that is not
+    valid Unicode, or more than ``max_bytes`` of JSON. Raises :class:`~weightzoo.errors.InvalidOptionError`."""
+    problem = json_problem(value, max_depth=max_depth)
+    if problem:
+        raise InvalidOptionError(f"{what} cannot be stored: {problem}")
     try:
-        json.dumps(value, allow_nan=False)
-    except (TypeError, ValueError) as exc:
-        raise InvalidOptionError(f"{what} must be JSON-serialisable (plain numbers, strings, lists, dicts): {exc}") from exc
+        size = len(json.dumps(value, allow_nan=False))
+    except (TypeError, ValueError, RecursionError) as exc:
+        raise InvalidOptionError(f"{what} must be JSON-serialisable (plain numbers, strings, lists, dicts): {exc}") from None
+    if size > max_bytes:
+        raise InvalidOptionError(f"{what} takes {size} bytes of JSON, more than the {max_bytes} stored per model")
 
 
-__all__ = ["EXTRA_FIELDS", "IngestItem", "catalog_fields", "check_json", "default_name", "library_of", "open_item",
-           "spec_for"]
+__all__ = ["EXTRA_FIELDS", "MAX_METADATA_BYTES", "MAX_METADATA_DEPTH", "IngestItem", "catalog_fields", "check_json",
+           "default_name", "library_of", "open_item", "spec_for"]

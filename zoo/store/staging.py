@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 from weightzoo.errors import ModelExistsError
 from weightzoo.zoo.formats.base import TensorInfo
 
-from .packs import BlobLocation, PackWriter, digest_tensor
+from .packs import SMALL_BLOB, BlobLocation, PackWriter, digest_tensor
 from .sources import IngestItem, catalog_fields, open_item
 
 if TYPE_CHECKING:
@@ -93,9 +93,11 @@ def write_pack(items: Sequence[IngestItem], writer: PackWriter, *, known: Callab
     rows: list[list[TensorRow]] = [[] for _ in items]
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="weightzoo-digest")
 
-    def fetch(i: int) -> tuple[memoryview, Future[tuple[str, int, int]]]:
+    def fetch(i: int) -> tuple[memoryview, Future[tuple[str, int, int]] | tuple[str, int, int]]:
         k, info = stream[i]
         data = items[k].ckpt.read_bytes(info.name)
+        if len(data) < SMALL_BLOB:  # a thread hand-off costs more than hashing a small tensor here
+            return data, digest_tensor(items[k].name, info, data)
         return data, pool.submit(digest_tensor, items[k].name, info, data)
 
     try:
@@ -105,7 +107,7 @@ def write_pack(items: Sequence[IngestItem], writer: PackWriter, *, known: Callab
                 raise RuntimeError("write_pack: stream out of step")
             data, fut = ahead
             ahead = fetch(i + 1) if i + 1 < len(stream) else None
-            h, nan, inf = fut.result()
+            h, nan, inf = fut if isinstance(fut, tuple) else fut.result()
             if h not in new_blobs and not known(h):
                 loc = writer.add(h, info.dtype, info.shape, data)
                 new_blobs[h] = (info.dtype, info.shape, info.nbytes, loc)

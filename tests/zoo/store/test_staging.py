@@ -13,7 +13,7 @@ import pytest
 from weightzoo.errors import CheckpointError, ModelExistsError
 from weightzoo.zoo.store import Zoo
 from weightzoo.zoo.store.executors import ProcessExecutor, SerialExecutor
-from weightzoo.zoo.store.staging import ingest_parallel, stage_pack
+from weightzoo.zoo.store.staging import ingest_parallel, new_job_prefix, stage_pack
 
 HERE = Path(__file__).resolve().parent
 
@@ -82,10 +82,14 @@ def test_a_taken_name_or_bad_file_commits_earlier_models_and_leaves_no_pack(tmp_
 def test_commit_refuses_a_missing_pack_and_discard_removes_uncommitted(tmp_path: Path, checkpoints: list[Path],
                                                                         is_tidy: Any) -> None:
     with Zoo.open(tmp_path / "z") as z:
-        sp = stage_pack(z.packs_dir, [{"source": str(checkpoints[0])}], prefix="jobtest-")
-        assert sp.pack is not None and sp.pack.startswith("jobtest-")
+        job = new_job_prefix()
+        sp = stage_pack(z.packs_dir, [{"source": str(checkpoints[0])}], prefix=job)
+        assert sp.pack is not None and sp.pack.startswith(job)
         assert z.verify().orphan_packs == [sp.pack]  # staged, not committed: an orphan
-        assert z.discard_staged("jobtest-") == [sp.pack]
+        (z.packs_dir / f"{job}notes.txt").write_text("a user's file")  # named like no pack: never deleted
+        assert z.discard_staged(job) == [sp.pack]
+        assert (z.packs_dir / f"{job}notes.txt").exists()
+        (z.packs_dir / f"{job}notes.txt").unlink()
         with pytest.raises(OSError, match="missing"):
             z.commit_staged([sp])
         assert len(z) == 0
