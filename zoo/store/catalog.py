@@ -57,6 +57,8 @@ CREATE INDEX IF NOT EXISTS tensors_hash ON tensors(hash);
 CREATE TABLE IF NOT EXISTS metadata (
     model_id INTEGER NOT NULL REFERENCES models(id) ON DELETE CASCADE,
     key TEXT NOT NULL, value TEXT NOT NULL, PRIMARY KEY (model_id, key));
+CREATE INDEX IF NOT EXISTS metadata_key_value ON metadata(key, value);
+CREATE INDEX IF NOT EXISTS models_library ON models(library);
 CREATE TABLE IF NOT EXISTS lineage (
     child TEXT NOT NULL, parent TEXT NOT NULL, relation TEXT NOT NULL,
     evidence TEXT, created_at REAL NOT NULL,
