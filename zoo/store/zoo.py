@@ -122,7 +122,7 @@ class Zoo:
         self.read_only = read_only
         self._conn = connect(path / CATALOG, read_only=read_only)
         self._db_lock = threading.RLock()
-        self._writer = WriterLock(path, lock_timeout)
+        self._writer = WriterLock(path, lock_timeout, read_only=read_only)
         self._reader = PackReader(self.packs_dir)
 
     # --- opening -----------------------------------------------------------------------------------
