@@ -528,6 +528,22 @@ class Zoo:
                 return data, digest_tensor(items[k].name, info, data)
             return data, pool.submit(digest_tensor, items[k].name, info, data)
 
+        # Small blobs wait in `pending` (views, no copies) so that one catalogue query answers "stored
+        # already?" for a batch of them: a million tiny tensors must not cost a million queries.
+        pending: list[tuple[TensorInfo, str, memoryview]] = []
+
+        def store(batch: list[tuple[TensorInfo, str, memoryview]]) -> None:
+            stored = self._stored_packs([h for _, h, _ in batch if h not in new_blobs])
+            for info, h, data in batch:
+                if h in new_blobs:
+                    continue
+                pack = stored.get(h)
+                if pack is not None and pack in present:
+                    continue
+                if pack is not None:
+                    healed.add(pack)
+                new_blobs[h] = (info.dtype, info.shape, info.nbytes, writer.add(h, info.dtype, info.shape, data))
+
         try:
             ahead = fetch(0) if stream else None
             for i, (k, info) in enumerate(stream):
@@ -535,12 +551,18 @@ class Zoo:
                 data, fut = ahead
                 ahead = fetch(i + 1) if i + 1 < len(stream) else None
                 h, nan, inf = fut if isinstance(fut, tuple) else fut.result()
-                if h not in new_blobs and not self._has_blob(h, present, healed):
-                    loc = writer.add(h, info.dtype, info.shape, data)
-                    new_blobs[h] = (info.dtype, info.shape, info.nbytes, loc)
+                if len(data) < SMALL_BLOB:
+                    pending.append((info, h, data))
+                    if len(pending) >= 4096:
+                        store(pending)
+                        pending = []
+                else:
+                    store([(info, h, data)])
                 rows[k].append((info, h, nan, inf))
                 del data, fut
                 bar.update(info.nbytes)
+            store(pending)
+            pending = []
             plans = list(zip(items, rows))
             wrote = writer.commit()
         except BaseException:
@@ -556,13 +578,18 @@ class Zoo:
                 writer.abort()
             raise
 
-    def _has_blob(self, h: str, present: set[str], healed: set[str]) -> bool:
-        """Whether blob ``h`` is stored in a pack that exists (a blob of a lost pack is noted in ``healed``)."""
-        rows = self._query("SELECT pack FROM blobs WHERE hash=?", (h,))
-        if rows and rows[0][0] not in present:
-            healed.add(rows[0][0])
-            return False
-        return bool(rows)
+    def _stored_packs(self, hashes: list[str]) -> dict[str, str]:
+        """hash → pack for the blobs among ``hashes`` that the catalogue holds (queried 500 at a time).
+
+        A caller deduplicates only against blobs whose pack exists: a blob of a lost pack is written again.
+        """
+        out: dict[str, str] = {}
+        unique = list(dict.fromkeys(hashes))
+        for start in range(0, len(unique), 500):
+            chunk = unique[start:start + 500]
+            out.update(self._query(f"SELECT hash, pack FROM blobs WHERE hash IN ({','.join('?' * len(chunk))})",
+                                   tuple(chunk)))
+        return out
 
     def _check_free(self, it: _Item) -> None:
         rows = self._query("SELECT ingested FROM models WHERE name=? AND revision=?", (it.name, it.revision or ""))
