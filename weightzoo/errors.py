@@ -189,6 +189,15 @@ class ComputeGraphError(WeightzooError, ValueError):
         super().__init__(reason)
 
 
+class HyperNetworkError(WeightzooError, ValueError):
+    """A graph hypernetwork cannot predict (part of) a module: the modules it cannot cover are named in
+    ``modules`` (path → reason), or a GHN checkpoint/run folder is not one."""
+
+    def __init__(self, reason: str, *, modules: dict[str, str] | None = None) -> None:
+        self.modules = dict(modules or {})
+        super().__init__(reason)
+
+
 class GraphTooLargeError(WeightzooError, ValueError):
     """A graph is too large for the requested representation (e.g. networkx) without ``force=True``."""
 
@@ -211,6 +220,10 @@ class FilterAnalysisError(AnalysisError):
 
 class StatsError(AnalysisError):
     """Weight statistics were asked of something that has none (no tensors, bad option)."""
+
+
+class RetrievalError(AnalysisError):
+    """Architecture retrieval cannot answer: an index built by another encoder, a missing index, a bad query."""
 
 
 class DatasetError(WeightzooError, ValueError):
@@ -254,12 +267,14 @@ __all__ = [
     "TruncatedResponseError",
     "HubError",
     "GraphTooLargeError",
+    "HyperNetworkError",
     "InvalidNameError",
     "InvalidOptionError",
     "KernelTooLargeError",
     "ModelExistsError",
     "ModelNotFoundError",
     "NoWeightsError",
+    "RetrievalError",
     "ShapeMismatchError",
     "SpecError",
     "StorageError",

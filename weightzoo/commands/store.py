@@ -1,4 +1,4 @@
-"""Store commands: ingest, ls, show, export, rm, gc, verify, lineage."""
+"""Store commands: ingest, ls, show, export, rm, gc, verify (``lineage`` lives in :mod:`.lineage`)."""
 
 from __future__ import annotations
 
@@ -64,15 +64,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--quick", action="store_true", help="skip re-hashing the bytes")
     add_json(p)
     p.set_defaults(func=_verify)
-
-    p = sub.add_parser("lineage", help="print a model's ancestors and descendants")
-    p.add_argument("model", metavar="MODEL")
-    add_zoo(p, required=True)
-    p.add_argument("--direction", choices=["up", "down", "both"], default="both")
-    p.add_argument("--add-parent", metavar="PARENT", help="record PARENT as a parent of MODEL")
-    p.add_argument("--relation", default="finetune", help="relation for --add-parent (finetune, adapter, merge, quantized)")
-    add_json(p)
-    p.set_defaults(func=_lineage)
 
 
 def _size(text: str) -> int:
@@ -166,7 +157,8 @@ def _show(args: argparse.Namespace) -> int:
     for k, v in rec.metadata.items():
         print(f"  meta {k}: {json.dumps(v)}")
     for e in lineage:
-        print(f"  lineage: {e['child']} <-{e['relation']}- {e['parent']}")
+        conf = f" {e['confidence']:.2f}" if e.get("confidence") is not None else ""
+        print(f"  lineage: {e['child']} <-{e['relation']}- {e['parent']} [{e['source']}{conf}]")
     shown = tensors if args.tensors else tensors[:10]
     print(f"  {len(tensors)} tensors:")
     for t in shown:
@@ -228,18 +220,3 @@ def _verify(args: argparse.Namespace) -> int:
                 print(f"  {label}: {x}")
         print("clean" if rep.clean else "CORRUPT")
     return 0 if rep.clean else 1
-
-
-def _lineage(args: argparse.Namespace) -> int:
-    with _open(args) as zoo:
-        if args.add_parent:
-            zoo.add_lineage(args.model, args.add_parent, args.relation)
-        edges = zoo.lineage(args.model, direction=args.direction)
-    if args.json:
-        print_json(edges)
-        return 0
-    if not edges:
-        print(f"{args.model}: no lineage recorded")
-    for e in edges:
-        print(f"{e['child']}  --{e['relation']}-->  {e['parent']}")
-    return 0

@@ -19,7 +19,13 @@ from weightzoo.errors import InvalidNameError
 if TYPE_CHECKING:
     from weightzoo.zoo.formats.base import TensorInfo
 
-SCHEMA_VERSION = 2  # 2: small blobs in byte segments (blobs.dataset, blobs.offset)
+SCHEMA_VERSION = 3  # 2: small blobs in byte segments (blobs.dataset, blobs.offset); 3: lineage.source, .confidence
+#: The oldest released schema that :func:`migrate` upgrades in place (older ones came from pre-releases).
+OLDEST_MIGRATABLE = 2
+
+#: Where a lineage edge comes from: written by a card, a builder or a user (``declared``), or recovered
+#: from the weights (``inferred``). Both kinds of the same edge live side by side; neither overwrites the other.
+LINEAGE_SOURCES = ("declared", "inferred")
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS info (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -53,10 +59,51 @@ CREATE TABLE IF NOT EXISTS metadata (
     key TEXT NOT NULL, value TEXT NOT NULL, PRIMARY KEY (model_id, key));
 CREATE TABLE IF NOT EXISTS lineage (
     child TEXT NOT NULL, parent TEXT NOT NULL, relation TEXT NOT NULL,
-    evidence TEXT, created_at REAL NOT NULL, PRIMARY KEY (child, parent, relation));
+    evidence TEXT, created_at REAL NOT NULL,
+    source TEXT NOT NULL DEFAULT 'declared', confidence REAL,
+    PRIMARY KEY (child, parent, relation, source));
 CREATE INDEX IF NOT EXISTS lineage_parent ON lineage(parent);
 CREATE TABLE IF NOT EXISTS crawl_state (key TEXT PRIMARY KEY, value TEXT NOT NULL, updated_at REAL NOT NULL);
 """
+
+
+# v2 → v3: the lineage table gains ``source`` (every v2 edge was declared: a card, a builder or a user
+# wrote it) and ``confidence``, and the source joins the primary key so an inferred edge can sit beside
+# the declared one. SQLite cannot change a primary key in place, so the table is copied.
+_V2_TO_V3 = """
+CREATE TABLE lineage_v3 (
+    child TEXT NOT NULL, parent TEXT NOT NULL, relation TEXT NOT NULL,
+    evidence TEXT, created_at REAL NOT NULL,
+    source TEXT NOT NULL DEFAULT 'declared', confidence REAL,
+    PRIMARY KEY (child, parent, relation, source));
+INSERT INTO lineage_v3 (child, parent, relation, evidence, created_at, source, confidence)
+    SELECT child, parent, relation, evidence, created_at, 'declared', NULL FROM lineage;
+DROP TABLE lineage;
+ALTER TABLE lineage_v3 RENAME TO lineage;
+CREATE INDEX IF NOT EXISTS lineage_parent ON lineage(parent);
+"""
+
+_MIGRATIONS = {2: _V2_TO_V3}  # from version → script to the next version
+
+
+def migrate(conn: sqlite3.Connection, version: int) -> int:
+    """Upgrade a catalogue from schema ``version`` to :data:`SCHEMA_VERSION` in one transaction.
+
+    Every row is kept. The caller holds the writer lock. Returns the number of steps applied; raises
+    ``KeyError`` for a version no step starts from (pre-releases, which :class:`Zoo` refuses first).
+    """
+    steps = [_MIGRATIONS[v] for v in range(version, SCHEMA_VERSION)]
+    if not steps:
+        return 0
+    # executescript commits any open transaction first, so the script carries its own.
+    try:
+        conn.executescript("BEGIN IMMEDIATE;" + "".join(steps) +
+                           f"UPDATE info SET value='{SCHEMA_VERSION}' WHERE key='schema';COMMIT;")
+    except sqlite3.Error:
+        if conn.in_transaction:  # a failed step leaves the v2 catalogue exactly as it was
+            conn.execute("ROLLBACK")
+        raise
+    return len(steps)
 
 
 def connect(path: Path, *, read_only: bool = False) -> sqlite3.Connection:
@@ -227,4 +274,5 @@ def insert_model(c: sqlite3.Connection, row: dict[str, Any], tensors: list[tuple
                   [(mid, k, json.dumps(v, sort_keys=True)) for k, v in metadata.items()])
 
 
-__all__ = ["ModelRecord", "TensorRecord", "check_name", "check_text", "shape_from_text", "shape_text", "connect", "insert_model", "split_ref"]
+__all__ = ["LINEAGE_SOURCES", "ModelRecord", "SCHEMA_VERSION", "TensorRecord", "check_name", "check_text", "connect",
+           "insert_model", "migrate", "shape_from_text", "shape_text", "split_ref"]

@@ -50,7 +50,9 @@ from weightzoo.zoo.formats.dtypes import dtype_from_code, tensor_bytes
 from weightzoo.zoo.formats.snapshot import MAX_CONFIG_BYTES
 
 from .catalog import (
+    LINEAGE_SOURCES,
     MODEL_COLUMNS,
+    OLDEST_MIGRATABLE,
     SCHEMA,
     SCHEMA_VERSION,
     ModelRecord,
@@ -58,6 +60,7 @@ from .catalog import (
     check_name,
     connect,
     insert_model,
+    migrate,
     model_from_row,
     shape_from_text,
     shape_text,
@@ -179,15 +182,26 @@ class Zoo:
             if row is not None:
                 if int(row[0]) > SCHEMA_VERSION:
                     raise IncompatibleZooError(f"{self.path}: catalogue schema {row[0]} is newer than this weightzoo ({SCHEMA_VERSION})")
-                if int(row[0]) < SCHEMA_VERSION:
+                if int(row[0]) < OLDEST_MIGRATABLE:
                     raise IncompatibleZooError(f"{self.path}: catalogue schema {row[0]} was written by a pre-release weightzoo "
                                    f"(this one reads {SCHEMA_VERSION}); export its models and re-ingest them")
+                if int(row[0]) < SCHEMA_VERSION:
+                    self._migrate()
                 return
             with self._writer:
                 # executescript commits any open transaction first, so the script carries its own.
                 self._conn.executescript(f"BEGIN IMMEDIATE;{SCHEMA}"
                                          f"INSERT OR IGNORE INTO info VALUES ('schema', '{SCHEMA_VERSION}');COMMIT;")
             self.packs_dir.mkdir(exist_ok=True)
+
+    def _migrate(self) -> None:
+        """Upgrade an older released catalogue in place (one transaction under the writer lock; no row lost)."""
+        with self._writer:
+            (version,), = self._conn.execute("SELECT value FROM info WHERE key='schema'").fetchall()
+            try:
+                migrate(self._conn, int(version))  # re-read under the lock: another process may have migrated
+            except sqlite3.OperationalError as exc:
+                raise StorageError(f"{self.path}: cannot upgrade catalogue schema {version} to {SCHEMA_VERSION}: {exc}") from exc
 
     def close(self) -> None:
         self._reader.close()
@@ -703,49 +717,96 @@ class Zoo:
                 c.execute("UPDATE models SET spec=? WHERE id=?",
                           (json.dumps(dict(spec), sort_keys=True) if spec is not None else None, mid))
 
-    def add_lineage(self, child: str, parent: str, relation: str = "finetune", evidence: Any = None) -> None:
+    def add_lineage(self, child: str, parent: str, relation: str = "finetune", evidence: Any = None, *,
+                    source: str = "declared", confidence: float | None = None) -> None:
         """Record that ``child`` derives from ``parent`` (``finetune``, ``adapter``, ``merge``, ``quantized`` ...).
 
-        Either side may name a model that is not in the zoo (a Hub base model not crawled yet).
+        Either side may name a model that is not in the zoo (a Hub base model not crawled yet). ``source``
+        is ``"declared"`` (a card, a builder, a user) or ``"inferred"`` (recovered from the weights, with a
+        ``confidence`` in [0, 1]); a declared and an inferred copy of one edge are kept side by side.
         """
-        self.add_lineage_many([(child, parent, relation, evidence)])
+        self.add_lineage_many([(child, parent, relation, evidence)], source=source,
+                              confidence=None if confidence is None else [confidence])
 
-    def add_lineage_many(self, edges: Iterable[tuple[str, str, str, Any]]) -> None:
-        """Record many ``(child, parent, relation, evidence)`` edges in one transaction."""
-        edges = list(edges)
-        for child, parent, _, _ in edges:
+    def add_lineage_many(self, edges: Iterable[tuple[str, str, str, Any]], *, source: str = "declared",
+                         confidence: Iterable[float | None] | None = None) -> None:
+        """Record many ``(child, parent, relation, evidence)`` edges of one ``source`` in one transaction."""
+        self._write_lineage(list(edges), source, confidence, replace_inferred=None)
+
+    def replace_inferred_lineage(self, edges: Iterable[tuple[str, str, str, Any]],
+                                 confidence: Iterable[float | None] | None = None) -> None:
+        """Swap every inferred edge for ``edges`` in one transaction (declared edges are never touched):
+        a new inference replaces the last one as a whole, or not at all."""
+        self._write_lineage(list(edges), "inferred", confidence, replace_inferred=True)
+
+    def _write_lineage(self, edges: list[tuple[str, str, str, Any]], source: str,
+                       confidence: Iterable[float | None] | None, *, replace_inferred: bool | None) -> None:
+        if source not in LINEAGE_SOURCES:
+            raise LineageError(f"lineage source must be one of {', '.join(LINEAGE_SOURCES)}, not {source!r}")
+        conf = list(confidence) if confidence is not None else [None] * len(edges)
+        if len(conf) != len(edges):
+            raise LineageError(f"{len(edges)} lineage edges but {len(conf)} confidences")
+        for (child, parent, relation, _), k in zip(edges, conf):
             check_name(split_ref(child)[0])
             check_name(split_ref(parent)[0])
             if child == parent:
                 raise LineageError(f"a model cannot be its own parent: {child!r}")
+            if not isinstance(relation, str) or not relation:
+                raise LineageError(f"lineage edge {child!r} <- {parent!r}: relation must be a non-empty string")
+            if k is not None and not 0.0 <= float(k) <= 1.0:
+                raise LineageError(f"lineage edge {child!r} <- {parent!r}: confidence {k!r} is not in [0, 1]")
         now = time.time()
         with self._writer, self._transaction() as c:
-            c.executemany("INSERT OR REPLACE INTO lineage VALUES (?, ?, ?, ?, ?)",
-                          [(child, parent, relation, json.dumps(ev, sort_keys=True) if ev is not None else None, now)
-                           for child, parent, relation, ev in edges])
+            if replace_inferred:
+                c.execute("DELETE FROM lineage WHERE source='inferred'")
+            c.executemany("INSERT OR REPLACE INTO lineage (child, parent, relation, evidence, created_at, source, "
+                          "confidence) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                          [(child, parent, relation, json.dumps(ev, sort_keys=True) if ev is not None else None, now,
+                            source, None if k is None else float(k))
+                           for (child, parent, relation, ev), k in zip(edges, conf)])
 
-    def lineage(self, ref: str, *, direction: str = "both", depth: int | None = None) -> list[dict[str, Any]]:
-        """Lineage edges reachable from ``ref``: ancestors (``"up"``), descendants (``"down"``) or both."""
+    def lineage(self, ref: str, *, direction: str = "both", depth: int | None = None,
+                source: str | None = None) -> list[dict[str, Any]]:
+        """Lineage edges reachable from ``ref``: ancestors (``"up"``), descendants (``"down"``) or both.
+
+        Each edge is ``{child, parent, relation, evidence, source, confidence}``; ``source="declared"`` or
+        ``"inferred"`` follows only edges of that kind (default: both).
+        """
         if direction not in ("up", "down", "both"):
             raise ValueError(f"direction must be 'up', 'down' or 'both', not {direction!r}")
-        edges: dict[tuple[str, str, str], dict[str, Any]] = {}
+        if source is not None and source not in LINEAGE_SOURCES:
+            raise LineageError(f"lineage source must be one of {', '.join(LINEAGE_SOURCES)}, not {source!r}")
+        only = "" if source is None else " AND source = ?"
+        edges: dict[tuple[str, str, str, str], dict[str, Any]] = {}
         for d in (["up", "down"] if direction == "both" else [direction]):
             frontier, seen, level = {ref}, {ref}, 0
             while frontier and (depth is None or level < depth):
-                col, other = ("child", "parent") if d == "up" else ("parent", "child")
+                col = "child" if d == "up" else "parent"
                 marks = ",".join("?" * len(frontier))
-                rows = self._query(f"SELECT child, parent, relation, evidence FROM lineage WHERE {col} IN ({marks})",
-                                   tuple(frontier))
+                rows = self._query(f"SELECT child, parent, relation, evidence, source, confidence FROM lineage "
+                                   f"WHERE {col} IN ({marks}){only} ORDER BY source, child, parent, relation",
+                                   tuple(sorted(frontier)) + ((source,) if source else ()))
                 nxt = set()
-                for child, parent, rel, ev in rows:
-                    edges[(child, parent, rel)] = {"child": child, "parent": parent, "relation": rel,
-                                                   "evidence": json.loads(ev) if ev else None}
+                for child, parent, rel, ev, src, conf in rows:
+                    edges[(child, parent, rel, src)] = {"child": child, "parent": parent, "relation": rel,
+                                                        "evidence": json.loads(ev) if ev else None,
+                                                        "source": src, "confidence": conf}
                     node = parent if d == "up" else child
                     if node not in seen:
                         seen.add(node)
                         nxt.add(node)
                 frontier, level = nxt, level + 1
         return list(edges.values())
+
+    def lineage_edges(self, *, source: str | None = None) -> list[dict[str, Any]]:
+        """Every lineage edge in the zoo (of one ``source`` if given), in the form :meth:`lineage` returns."""
+        if source is not None and source not in LINEAGE_SOURCES:
+            raise LineageError(f"lineage source must be one of {', '.join(LINEAGE_SOURCES)}, not {source!r}")
+        rows = self._query("SELECT child, parent, relation, evidence, source, confidence FROM lineage"
+                           + ("" if source is None else " WHERE source = ?") + " ORDER BY source, child, parent, relation",
+                           (() if source is None else (source,)))
+        return [{"child": c, "parent": p, "relation": r, "evidence": json.loads(e) if e else None, "source": s,
+                 "confidence": k} for c, p, r, e, s, k in rows]
 
     def crawl_state(self, key: str) -> Any:
         rows = self._query("SELECT value FROM crawl_state WHERE key=?", (key,))
