@@ -172,6 +172,7 @@ _BOMB_UNDER_RLIMIT = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("make", [
     lambda a, d: a.write_bytearray_pickle(d, 2**33, "plain"),
     lambda a, d: a.write_tensor_constructor(d, 2**31, "zip"),

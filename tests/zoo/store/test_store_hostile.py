@@ -410,6 +410,7 @@ with Zoo.open(z) as zoo:
 """
 
 
+@pytest.mark.slow
 def test_full_disk_during_catalogue_writes_gives_storage_errors(tmp_path: Path) -> None:
     out = subprocess.run([sys.executable, "-c", _FULL_DISK, str(tmp_path / "z")], capture_output=True, text=True,
                          timeout=300, cwd="/")
