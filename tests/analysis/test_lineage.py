@@ -214,3 +214,20 @@ def test_bad_options_are_typed(family_zoo: Path) -> None:
     with pytest.raises(AnalysisError, match="ModelSketch"):
         infer_lineage([1, 2])
     assert infer_lineage([]).edges == ()
+
+
+def test_hub_upload_times_direct_the_tree(tmp_path: Path) -> None:
+    g = torch.Generator().manual_seed(3)
+    base = _random(g)
+    models = {"base": base, **{f"ft{i}": _ft(base, g) for i in range(3)}}
+    # the Hub says ft0 came first: time outranks the medoid (base), local ingest time is never used
+    times = {"ft0": "2024-01-01T00:00:00Z", "base": "2024-02-01T00:00:00Z", "ft1": "2024-03-01T00:00:00Z",
+             "ft2": "2024-04-01T00:00:00+00:00"}
+    with Zoo.open(tmp_path / "z") as zoo:
+        zoo.ingest_many([dict(source=sd, name=n, metadata={"created_at": times[n]}) for n, sd in models.items()],
+                        progress=False)
+        res = infer_lineage(zoo, use_declared=False)
+        assert res.roots == ("ft0",) and all(e.evidence["direction"] == "time" for e in res.edges)
+        zoo.set_metadata("ft2", created_at=None)  # one unknown time: back to the medoid
+        res = infer_lineage(zoo, use_declared=False)
+        assert res.roots == ("base",) and {e.evidence["direction"] for e in res.edges} == {"medoid"}
