@@ -98,7 +98,10 @@ def test_ambiguous_model_argument(tmp_path: Path, monkeypatch, capsys) -> None:
 @pytest.mark.slow
 def test_demo_runs_end_to_end(tmp_path: Path, minilm_dir: Path) -> None:
     cache = minilm_dir.parent  # the snapshot is already cached there: no second download
-    res = subprocess.run([str(EXE), "demo", "--zoo", str(tmp_path / "demo-zoo"), "--cache", str(cache)],
-                         capture_output=True, text=True, cwd="/", timeout=300)
+    res = subprocess.run([str(EXE), "demo", "--out", str(tmp_path / "demo"), "--cache", str(cache), "--quick"],
+                         capture_output=True, text=True, cwd="/", timeout=600)
     assert res.returncode == 0, res.stderr
     assert "clean" in res.stdout and "all-MiniLM-L6-v2" in res.stdout and "digits-cnn" in res.stdout
+    assert "2 lineage edges from cards" in res.stdout and "unchanged: True" in res.stdout
+    report = (tmp_path / "demo" / "report.html").read_text()
+    assert report.count("data:image/png;base64,") >= 5

@@ -85,6 +85,8 @@ def _parse_kv(pairs: list[str], what: str) -> dict[str, Any]:
             out[key] = json.loads(value)
         except json.JSONDecodeError:
             out[key] = value
+        except RecursionError:
+            raise InvalidOptionError(f"{what} {key[:40]!r}: the JSON value is nested too deeply") from None
     return out
 
 
@@ -170,9 +172,11 @@ def _show(args: argparse.Namespace) -> int:
 def _export(args: argparse.Namespace) -> int:
     from weightzoo.zoo.formats.writer import save_state_dict
 
-    with _open(args) as zoo:
+    # One catalogue snapshot for the whole export (a concurrent --replace cannot mix two revisions), and
+    # every tensor checked against its hash (damaged bytes never leave the zoo silently).
+    with _open(args) as zoo, zoo.read_snapshot():
         rec = zoo.model(args.model)
-        files = save_state_dict(zoo.state_dict(rec.ref), args.out, max_shard_bytes=args.max_shard_size,
+        files = save_state_dict(zoo.state_dict(rec.ref, verify=True), args.out, max_shard_bytes=args.max_shard_size,
                                 metadata={"weightzoo.model": rec.ref})
     if args.json:
         print_json({"model": rec.ref, "files": [str(f) for f in files]})

@@ -86,6 +86,20 @@ CREATE INDEX IF NOT EXISTS lineage_parent ON lineage(parent);
 _MIGRATIONS = {2: _V2_TO_V3}  # from version → script to the next version
 
 
+# A zoo this user may only read cannot be upgraded in place; its v2 lineage table is read through a
+# temporary view of the v3 shape instead (SQLite resolves an unqualified name in ``temp`` first).
+_V2_READ_VIEW = """
+CREATE TEMP VIEW IF NOT EXISTS lineage AS
+    SELECT child, parent, relation, evidence, created_at, 'declared' AS source, NULL AS confidence FROM main.lineage;
+"""
+
+
+def read_as_current(conn: sqlite3.Connection, version: int) -> None:
+    """Make a read-only catalogue of an older released schema readable as the current one (no write)."""
+    if version == 2:
+        conn.executescript(_V2_READ_VIEW)
+
+
 def migrate(conn: sqlite3.Connection, version: int) -> int:
     """Upgrade a catalogue from schema ``version`` to :data:`SCHEMA_VERSION` in one transaction.
 
@@ -106,8 +120,17 @@ def migrate(conn: sqlite3.Connection, version: int) -> int:
     return len(steps)
 
 
-def connect(path: Path) -> sqlite3.Connection:
-    """A connection in autocommit mode (transactions are explicit), WAL, foreign keys on."""
+def connect(path: Path, *, read_only: bool = False) -> sqlite3.Connection:
+    """A connection in autocommit mode (transactions are explicit), WAL, foreign keys on.
+
+    ``read_only`` opens the catalogue with ``mode=ro`` (a zoo this user may read but not write): queries
+    work, and any write fails in SQLite rather than half-way through our own bookkeeping.
+    """
+    if read_only:
+        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=60.0, isolation_level=None,
+                               check_same_thread=False)
+        conn.execute("PRAGMA busy_timeout=60000")
+        return conn
     conn = sqlite3.connect(path, timeout=60.0, isolation_level=None, check_same_thread=False)
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=FULL")
@@ -128,6 +151,18 @@ def split_ref(ref: str) -> tuple[str, str | None]:
     return ref, None
 
 
+def check_text(value: str, what: str) -> str:
+    """Refuse a string that is not valid Unicode (a lone surrogate, e.g. from an argument or file name in
+    an invalid encoding, which Python keeps as ``\\udcXX``): SQLite and the file system cannot encode it."""
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise InvalidNameError(f"{what} {value!r} is not valid Unicode (a lone surrogate: invalid UTF-8 "
+                                   "in an argument or a file name?)") from None
+    return value
+
+
 def check_name(name: str) -> str:
     """Validate a model name (a Hub repo id, a file stem, or a user's choice)."""
     if not isinstance(name, str) or not name or name != name.strip():
@@ -136,6 +171,7 @@ def check_name(name: str) -> str:
         raise InvalidNameError(f"invalid model name {name[:40]!r}...: longer than 512 characters")
     if _BAD_NAME.search(name):
         raise InvalidNameError(f"invalid model name {name!r}: control characters")
+    check_text(name, "model name")
     if "@" in name:
         raise InvalidNameError(f"invalid model name {name!r}: '@' separates a revision; pass revision= instead")
     return name
@@ -211,9 +247,27 @@ def model_from_row(row: tuple[Any, ...], metadata: dict[str, Any]) -> ModelRecor
     )
 
 
+_SHAPES: dict[str, tuple[int, ...]] = {}
+
+
+def shape_from_text(text: str) -> tuple[int, ...]:
+    """A stored shape (JSON text) as a tuple; memoised, since a model of a million tensors has few shapes."""
+    shape = _SHAPES.get(text)
+    if shape is None:
+        if len(_SHAPES) > 100_000:
+            _SHAPES.clear()
+        shape = _SHAPES[text] = tuple(json.loads(text))
+    return shape
+
+
+def shape_text(shape: tuple[int, ...]) -> str:
+    """A shape as the JSON text the catalogue stores (``[2, 3]``), without a ``json.dumps`` per tensor."""
+    return "[" + ", ".join(map(str, shape)) + "]"
+
+
 def tensor_from_row(row: tuple[Any, ...]) -> TensorRecord:
     name, dtype, shape, numel, h, nan, inf = row
-    return TensorRecord(name=name, dtype=dtype, shape=tuple(json.loads(shape)), numel=int(numel), hash=h,
+    return TensorRecord(name=name, dtype=dtype, shape=shape_from_text(shape), numel=int(numel), hash=h,
                         nan_count=nan, inf_count=inf)
 
 
@@ -228,11 +282,11 @@ def insert_model(c: sqlite3.Connection, row: dict[str, Any], tensors: list[tuple
     cols = ", ".join(row)
     mid = c.execute(f"INSERT INTO models ({cols}) VALUES ({', '.join('?' * len(row))})", tuple(row.values())).lastrowid
     c.executemany("INSERT INTO tensors VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                  [(mid, k, i.name, i.dtype, json.dumps(list(i.shape)), i.numel, h, n, f)
+                  [(mid, k, i.name, i.dtype, shape_text(i.shape), i.numel, h, n, f)
                    for k, (i, h, n, f) in enumerate(tensors)])
     c.executemany("INSERT INTO metadata VALUES (?, ?, ?)",
                   [(mid, k, json.dumps(v, sort_keys=True)) for k, v in metadata.items()])
 
 
-__all__ = ["LINEAGE_SOURCES", "ModelRecord", "SCHEMA_VERSION", "TensorRecord", "check_name", "connect", "insert_model",
-           "migrate", "split_ref"]
+__all__ = ["LINEAGE_SOURCES", "ModelRecord", "SCHEMA_VERSION", "TensorRecord", "check_name", "check_text", "connect",
+           "insert_model", "migrate", "shape_from_text", "shape_text", "split_ref"]
