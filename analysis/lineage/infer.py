@@ -216,7 +216,7 @@ def infer_lineage(source: Any, *, models: Sequence[str] | None = None, sketch_si
         lsh_bands, lsh_bits, exhaustive_below, seed: the candidate LSH (see :mod:`.candidates`); architecture
             groups of at most ``exhaustive_below`` models compare every pair.
     """
-    from weightzoo.zoo.store import Zoo, using_zoo
+    from weightzoo.zoo.store import using_zoo
 
     direction = _resolve_direction(direction)
     if metric not in METRICS:
@@ -231,7 +231,6 @@ def infer_lineage(source: Any, *, models: Sequence[str] | None = None, sketch_si
                       adapter_rank_fraction=adapter_rank_fraction, lsh_bands=lsh_bands, lsh_bits=lsh_bits,
                       exhaustive_below=exhaustive_below, seed=seed, metric=metric, quantile=quantile)
     with using_zoo(source) as zoo:
-        assert isinstance(zoo, Zoo)
         sketches = sketch_zoo(zoo, models, k=sketch_size, progress=progress)
         result = _infer(sketches, zoo, t0, threshold=threshold, merge_tol=merge_tol, quant_threshold=quant_threshold,
                         direction=direction, use_declared=use_declared, detect_adapters=detect_adapters,

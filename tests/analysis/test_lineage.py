@@ -231,3 +231,30 @@ def test_hub_upload_times_direct_the_tree(tmp_path: Path) -> None:
         zoo.set_metadata("ft2", created_at=None)  # one unknown time: back to the medoid
         res = infer_lineage(zoo, use_declared=False)
         assert res.roots == ("base",) and {e.evidence["direction"] for e in res.edges} == {"medoid"}
+
+
+def test_declared_edges_calibrate_the_kurtosis_direction(tmp_path: Path) -> None:
+    g = torch.Generator().manual_seed(4)
+
+    def spiky(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """A fine-tune that moves a few weights a lot: its kurtosis rises (the regime to calibrate)."""
+        out = {}
+        for k, v in sd.items():
+            mask = (torch.rand(v.shape, generator=g) < 0.01).to(v.dtype)
+            out[k] = v + 0.01 * v.std() * torch.randn(v.shape, generator=g) + 2 * v.std() * mask * torch.randn(
+                v.shape, generator=g)
+        return out
+
+    base = _random(g)
+    models = {"base": base}
+    for i in range(4):
+        models[f"ft{i}"] = spiky(base)
+    with Zoo.open(tmp_path / "z") as zoo:
+        zoo.ingest_many([dict(source=sd, name=n) for n, sd in models.items()], progress=False)
+        zoo.add_lineage_many([(f"ft{i}", "base", "finetune", None) for i in range(3)])  # ft3 undeclared
+        res = infer_lineage(zoo)
+        assert res.kurtosis_calibration["sign"] == 1.0 and res.kurtosis_calibration["declared_edges"] == 3
+        assert {(e.child, e.parent) for e in res.edges} == {(f"ft{i}", "base") for i in range(4)}
+        assert {e.evidence["direction"] for e in res.edges} == {"kurtosis"}
+        hidden = infer_lineage(zoo, use_declared=False)  # nothing to calibrate on: the medoid
+        assert {e.evidence["direction"] for e in hidden.edges} == {"medoid"}
