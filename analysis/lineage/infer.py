@@ -140,7 +140,8 @@ def quantile_distances(members: Sequence[ModelSketch], names: Sequence[str], q: 
     """
     if min_entries is None:
         min_entries = int(np.ceil(10 / max(1 - q, 1e-9)))
-    names = [n for n in names if members[0].tensors[n].values.size >= min_entries] or list(names)
+    names = ([n for n in names if members[0].tensors[n].values.size >= min_entries]
+             or [n for n in names if members[0].tensors[n].values.size])
     m = len(members)
     D = np.zeros((m, m))
     for n in names:

@@ -140,7 +140,7 @@ def _kurtosis(x: np.ndarray) -> float | None:
 
 def _grid_residual(x: np.ndarray, shape: tuple[int, ...]) -> float | None:
     """Mean distance of ``x * 127 / absmax(row)`` to the nearest integer, over at most 64 rows."""
-    if len(shape) < 2 or shape[0] == 0:
+    if len(shape) < 2 or x.size == 0:
         return None
     rows = x.reshape(shape[0], -1)[:64]
     amax = np.abs(rows).max(axis=1, keepdims=True)
