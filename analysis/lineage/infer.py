@@ -36,7 +36,7 @@ from weightzoo.errors import AnalysisError
 
 from .candidates import find_families
 from .merges import find_merges
-from .sketch import DEFAULT_SKETCH_SIZE, ModelSketch, sketch_zoo
+from .sketch import DEFAULT_SKETCH_SIZE, ModelSketch, sketch_state_dict, sketch_zoo
 from .trees import build_tree, calibrate_kurtosis, medoid
 
 DIRECTIONS = ("auto", "medoid", "kurtosis", "time")
@@ -202,7 +202,9 @@ def infer_lineage(source: Any, *, models: Sequence[str] | None = None, sketch_si
     """Infer the lineage of the models of a zoo (or of ready sketches) from their weights.
 
     Args:
-        source: a :class:`~weightzoo.zoo.store.Zoo`, its folder, or a sequence of :class:`ModelSketch`.
+        source: a :class:`~weightzoo.zoo.store.Zoo`, its folder, a sequence of :class:`ModelSketch`, or a
+            mapping name → model (checkpoint path, ``nn.Module`` of any class, state dict), read lazily
+            one tensor at a time (nothing is stored; ``store`` needs a zoo).
         models: the refs to consider (default: every ingested model).
         sketch_size: floats kept per tensor (tensors up to this size are exact).
         threshold: relative distance under which two models are related (families).
@@ -223,10 +225,16 @@ def infer_lineage(source: Any, *, models: Sequence[str] | None = None, sketch_si
     if metric not in METRICS:
         raise AnalysisError(f"metric must be one of {', '.join(METRICS)}, not {metric!r}")
     t0 = time.perf_counter()
+    if isinstance(source, Mapping):
+        from weightzoo.analysis.sources import open_source
+
+        if store:
+            raise AnalysisError("infer_lineage(store=True) needs a zoo to store into; got a mapping of models")
+        source = [sketch_state_dict(str(name), open_source(m), k=sketch_size) for name, m in source.items()]
     if isinstance(source, Sequence) and not isinstance(source, str | bytes):
         sketches = list(source)
         if any(not isinstance(s, ModelSketch) for s in source):
-            raise AnalysisError("infer_lineage takes a zoo or a sequence of ModelSketch")
+            raise AnalysisError("infer_lineage takes a zoo, a mapping name → model, or a sequence of ModelSketch")
         return _infer(sketches, None, t0, threshold=threshold, merge_tol=merge_tol, quant_threshold=quant_threshold,
                       direction=direction, use_declared=False, detect_adapters=False, adapter_energy=adapter_energy,
                       adapter_rank_fraction=adapter_rank_fraction, lsh_bands=lsh_bands, lsh_bits=lsh_bits,
@@ -360,6 +368,8 @@ def _family_edges(members: list[ModelSketch], calibration: Mapping[str, Any], zo
     for e in tree:
         c, p = alive[e.child], alive[e.parent]
         conf = e.runner_up / (e.distance + e.runner_up) if np.isfinite(e.runner_up) and e.distance + e.runner_up > 0 else 1.0
+        if how == "medoid" and len(alive) == 2:
+            conf = 0.5  # two models have no medoid: the first listed is the root, the direction is a guess
         shared = sum(1 for n, t in members[c].tensors.items()
                      if t.hash is not None and members[p].tensors.get(n) is not None and members[p].tensors[n].hash == t.hash)
         ev: dict[str, Any] = {"distance": e.distance, "relative_distance": float(R[c, p]), "runner_up": e.runner_up

@@ -302,3 +302,37 @@ def test_digits_lineage_end_to_end(tmp_path: Path) -> None:
     assert s["merge_true"] == 0 or (s["merge_precision"] == 1.0 and s["merge_recall"] == 1.0)
     assert s["edge_accuracy"] >= 0.6  # 0.88 ± 0.02 over three larger seeds in docs/results.md
     assert s["edge_accuracy"] > mother["edge_accuracy"]
+
+
+class _Block(torch.nn.Module):
+    """A class-based module with a residual connection, a plain parameter and a norm (no spec exists)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.inp = torch.nn.Linear(12, 48)
+        self.mid = torch.nn.Linear(48, 48)
+        self.norm = torch.nn.LayerNorm(48)
+        self.scale = torch.nn.Parameter(torch.ones(48))
+        self.out = torch.nn.Linear(48, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.inp(x)
+        return self.out(self.norm(h + self.mid(h)) * self.scale)
+
+
+def test_any_module_and_checkpoint_paths_without_a_zoo(tmp_path: Path) -> None:
+    from safetensors.torch import save_file
+
+    torch.manual_seed(0)
+    base, other = _Block(), _Block()
+    ft = _Block()
+    ft.load_state_dict(base.state_dict())
+    with torch.no_grad():
+        for p in ft.parameters():
+            p.add_(0.05 * p.std() * torch.randn_like(p) if p.numel() > 1 else 0.0)
+    save_file({k: v.contiguous() for k, v in ft.state_dict().items()}, tmp_path / "ft.safetensors")
+    res = infer_lineage({"base": base, "ft": str(tmp_path / "ft.safetensors"), "other": other})
+    assert [(e.child, e.parent, e.relation) for e in res.edges] == [("ft", "base", "finetune")]
+    assert ("other",) in res.families
+    with pytest.raises(AnalysisError, match="zoo to store"):
+        infer_lineage({"base": base}, store=True)
