@@ -730,8 +730,8 @@ class Zoo:
                 raise LineageError(f"a model cannot be its own parent: {child!r}")
             if not isinstance(relation, str) or not relation:
                 raise LineageError(f"lineage edge {child!r} <- {parent!r}: relation must be a non-empty string")
-            if k is not None and not 0.0 <= float(k) <= 1.0:
-                raise LineageError(f"lineage edge {child!r} <- {parent!r}: confidence {k!r} is not in [0, 1]")
+            if k is not None and not (isinstance(k, int | float) and 0.0 <= float(k) <= 1.0):  # NaN fails too
+                raise LineageError(f"lineage edge {child!r} <- {parent!r}: confidence {k!r} is not a number in [0, 1]")
         now = time.time()
         with self._writer, self._transaction() as c:
             if replace_inferred:

@@ -98,6 +98,9 @@ def test_inferred_edges_sit_beside_declared_and_are_replaced_as_a_whole(tmp_path
             zoo.add_lineage("x", "y", source="guessed")
         with pytest.raises(LineageError, match="confidence"):
             zoo.add_lineage("x", "y", source="inferred", confidence=1.5)
+        for bad in (float("nan"), "high", -0.1):
+            with pytest.raises(LineageError, match="confidence"):
+                zoo.add_lineage("x", "y", source="inferred", confidence=bad)  # type: ignore[arg-type]
         with pytest.raises(LineageError, match="confidences"):
             zoo.replace_inferred_lineage([("x", "y", "finetune", None)], [0.5, 0.5])
         assert len(zoo.lineage_edges()) == 2  # a refused write changes nothing
