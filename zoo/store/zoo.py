@@ -59,6 +59,7 @@ from .catalog import (
     insert_model,
     migrate,
     model_from_row,
+    read_as_current,
     shape_from_text,
     shape_text,
     split_ref,
@@ -166,6 +167,9 @@ class Zoo:
     def _init_schema(self) -> None:
         if self.read_only:
             row = self._conn.execute("SELECT value FROM info WHERE key='schema'").fetchone()
+            if row is not None and OLDEST_MIGRATABLE <= int(row[0]) < SCHEMA_VERSION:
+                read_as_current(self._conn, int(row[0]))  # cannot upgrade what we may not write: read it as is
+                return
             if row is None or int(row[0]) != SCHEMA_VERSION:
                 raise IncompatibleZooError(f"{self.path}: catalogue schema {row[0] if row else 'missing'} is not the "
                                            f"one this weightzoo reads ({SCHEMA_VERSION})")
@@ -753,8 +757,8 @@ class Zoo:
                 raise LineageError(f"a model cannot be its own parent: {child!r}")
             if not isinstance(relation, str) or not relation:
                 raise LineageError(f"lineage edge {child!r} <- {parent!r}: relation must be a non-empty string")
-            if k is not None and not 0.0 <= float(k) <= 1.0:
-                raise LineageError(f"lineage edge {child!r} <- {parent!r}: confidence {k!r} is not in [0, 1]")
+            if k is not None and not (isinstance(k, int | float) and 0.0 <= float(k) <= 1.0):  # NaN fails too
+                raise LineageError(f"lineage edge {child!r} <- {parent!r}: confidence {k!r} is not a number in [0, 1]")
         now = time.time()
         with self._writer, self._transaction() as c:
             if replace_inferred:
