@@ -27,6 +27,7 @@ _MODULES = {
                 "average_precision_at_k", "ndcg_at_k", "r_precision"),
     "search": ("retrieve",),
     "augment": ("architecture_view",),
+    "predict": ("predict_accuracy", "PredictionResult", "kendall_tau", "PREDICTORS"),
     "learned": ("LearnedEncoder", "train_encoder", "TrainResult", "ArchitectureEncoderNet"),
     "evaluate": ("evaluate_zoo", "EvaluationResult"),
 }

@@ -132,4 +132,20 @@ def _train(args: argparse.Namespace, zoo: str) -> int:
 
 
 def _predict(args: argparse.Namespace, zoo: str) -> int:
-    raise InvalidOptionError("--predict-accuracy is not available in this build")
+    from weightzoo.analysis.retrieval import predict_accuracy
+
+    if args.seeds < 1:
+        raise InvalidOptionError(f"--seeds must be >= 1, got {args.seeds}")
+    seeds = list(range(args.seed, args.seed + args.seeds))
+    result = predict_accuracy(zoo, seeds=seeds, epochs=args.epochs or 60)
+    if args.json:
+        print_json(result.to_dict())
+        return 0
+    print(f"Kendall tau on {result.test_size} held-out architectures (trained on {result.train_size}), "
+          f"seeds {seeds}:")
+    for name, (mean, std) in result.summary().items():
+        print(f"  {name:<7} {mean:+.3f} ± {std:.3f}")
+    print("WL subtree features with the largest ridge coefficients (accuracy ↑ / ↓):")
+    for f in result.top_features:
+        print(f"  {f['weight']:+.4f}  {f['description']}")
+    return 0
