@@ -59,7 +59,8 @@ def test_rm_gc_lineage(tmp_path: Path, capsys) -> None:
         assert main(["ingest", str(tmp_path / f"m{i}.safetensors"), "--zoo", zoo]) == 0
     capsys.readouterr()
     rc, out, _ = run("lineage", "m1", "--zoo", zoo, "--add-parent", "m0", "--json", capsys=capsys)
-    assert json.loads(out) == [{"child": "m1", "parent": "m0", "relation": "finetune", "evidence": None}]
+    assert json.loads(out) == [{"child": "m1", "parent": "m0", "relation": "finetune", "evidence": None,
+                                "source": "declared", "confidence": None}]
     rc, out, _ = run("lineage", "m0", "--zoo", zoo, capsys=capsys)
     assert "m1" in out
     assert run("rm", "m0", "--zoo", zoo, capsys=capsys)[0] == 0

@@ -131,6 +131,8 @@ def step_crawl(d: Demo) -> None:
     from weightzoo.zoo.hub.mirror import HubMirror
     from weightzoo.zoo.store import Zoo
 
+    from .store import _record_line
+
     with HubMirror(zoo=d.out / "hub-source") as hub:
         d.say(f"Hub mirror at {hub.url} ({len(hub.repos)} repositories)")
         meta = crawl(d.zoo_dir, endpoint=hub.url, progress=False, workers=4)
@@ -144,6 +146,8 @@ def step_crawl(d: Demo) -> None:
     with Zoo.open(d.zoo_dir) as z:
         for name in (BASE, *FINETUNES):
             z.set_spec(name, d.data["spec"])
+        for rec in z.models():
+            d.say(_record_line(rec))
         d.say("lineage from the cards: " + ", ".join(f"{e['child']} <- {e['parent']}" for e in z.lineage(BASE, direction="down")))
 
 
