@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 from weightzoo.datasets.builder import derive_seed
-from weightzoo.hyper.archs import EVAL_SPLITS, ArchitecturePool, image_splits
+from weightzoo.hyper.archs import EVAL_SPLITS, Architecture, ArchitecturePool, image_splits
 from weightzoo.hyper.baselines import FanInStats, kaiming_init, mimetic_init, nearest_init, orthogonal_init
 from weightzoo.hyper.evaluate import compare, finetune, zero_shot
 from weightzoo.hyper.train import TrainConfig, evaluate_ghn, load_ghn, prepare, train_ghn
@@ -36,6 +36,14 @@ from weightzoo.zoo.arch.cells import build_cells
 def _fresh(spec: dict[str, Any], seed: int, name: str) -> nn.Module:
     torch.manual_seed(derive_seed("hyper-baseline", seed, name))
     return build_cells(spec)
+
+
+def _small(a: Architecture) -> Architecture:
+    """The same genotype (and norm) on 2 cells with an 8-channel stem: a benchmark this CPU can train on."""
+    spec = dict(a.spec)
+    spec.update(stem={"channels": 8, "kernel": spec["stem"]["kernel"]},
+                cells=[{"type": "normal", "channels": 8}, {"type": "reduce", "channels": 16}])
+    return replace(a, spec=spec)
 
 
 def main() -> None:
@@ -55,6 +63,8 @@ def main() -> None:
     ap.add_argument("--budgets", type=int, nargs="+", default=[25, 100])
     ap.add_argument("--bn-batches", type=int, default=4)
     ap.add_argument("--figure", default=None)
+    ap.add_argument("--small", action="store_true",
+                    help="scaled-down bodies: each genotype on 2 cells (normal, reduce) with an 8-channel stem")
     ap.add_argument("--phase", default="all", choices=("all", "train", "evaluate", "report"),
                     help="train / evaluate write per-seed files (run seeds in parallel); report aggregates")
     args = ap.parse_args()
@@ -63,6 +73,8 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     t_all = time.perf_counter()
     pool = ArchitecturePool.from_zoo(args.zoo) if args.zoo else ArchitecturePool.sample(args.archs, seed=0)
+    if args.small:
+        pool = ArchitecturePool([_small(a) for a in pool.archs], source=pool.source + " (small bodies)")
     images = image_splits()
     config = TrainConfig(hidden=args.hidden, encoder=args.encoder, epochs=args.epochs, meta_batch=args.meta_batch,
                          batch_size=32, lr=args.lr, val_archs=8, max_minutes=args.max_minutes,

@@ -50,3 +50,18 @@ def test_trained_ghn_beats_default_init_on_heldout_architectures(tmp_path: Path)
     default = [accuracy_after_calibration(p.module, images.x_calib, images.x_test, images.y_test) for p in heldout]
     # measured here: 0.23 vs 0.07 (chance 0.10); default init is at chance zero-shot
     assert np.mean(ghn) > np.mean(default) + 0.08, (np.mean(ghn), np.mean(default))
+
+
+def test_pool_from_an_archs_zoo_keeps_its_splits(tmp_path: Path) -> None:
+    from weightzoo.datasets.archs import ArchsBuilder
+    from weightzoo.datasets.builder import build_dataset, read_manifest
+
+    build_dataset(ArchsBuilder(trained_fraction=0.0), tmp_path / "zoo", size=6, workers=1, progress=False)
+    pool = ArchitecturePool.from_zoo(tmp_path / "zoo")
+    manifest = read_manifest(tmp_path / "zoo", "archs")
+    assert len(pool) == 6
+    for arch in pool.archs:
+        key = arch.name.split("/")[1]
+        assert arch.split == manifest["groups"][key]["split"] and arch.spec["format"] == "weightzoo.cells/1"
+    with pytest.raises(Exception, match="no manifest"):
+        ArchitecturePool.from_zoo(tmp_path / "nothing")
