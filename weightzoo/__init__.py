@@ -32,6 +32,8 @@ _LAZY: dict[str, str] = {
     "permute_hidden": "weightzoo.zoo.symmetry",
     "align": "weightzoo.zoo.symmetry",
     "crawl": "weightzoo.zoo.hub",
+    "GHN": "weightzoo.hyper",
+    "predict_parameters": "weightzoo.hyper",
     "TaskVector": "weightzoo.analysis",
     "merge": "weightzoo.analysis",
     "errors": "weightzoo.errors",
@@ -40,6 +42,7 @@ _LAZY: dict[str, str] = {
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from weightzoo import errors
     from weightzoo.analysis import TaskVector, merge
+    from weightzoo.hyper import GHN, predict_parameters
     from weightzoo.zoo.arch import build_module, spec_from_module
     from weightzoo.zoo.formats import open_checkpoint
     from weightzoo.zoo.graphs import ComputeGraph, ParameterGraph
@@ -56,6 +59,6 @@ def register_lazy(name: str, module: str) -> None:
 __getattr__, __dir__ = lazy_exports(__name__, _LAZY)
 
 
-__all__ = ["ComputeGraph", "ModelRecord", "ParameterGraph", "TaskVector", "Zoo", "__version__", "align",
+__all__ = ["ComputeGraph", "GHN", "ModelRecord", "ParameterGraph", "TaskVector", "Zoo", "__version__", "align",
            "build_module", "crawl", "errors", "load_state_dict", "merge", "open_checkpoint", "permute_hidden",
-           "spec_from_module"]
+           "predict_parameters", "spec_from_module"]
