@@ -31,6 +31,8 @@ _LAZY: dict[str, str] = {
     "ComputeGraph": "weightzoo.zoo.graphs",
     "permute_hidden": "weightzoo.zoo.symmetry",
     "align": "weightzoo.zoo.symmetry",
+    "symmetry_groups": "weightzoo.zoo.symmetry",
+    "check_symmetry": "weightzoo.zoo.symmetry",
     "crawl": "weightzoo.zoo.hub",
     "GHN": "weightzoo.hyper",
     "predict_parameters": "weightzoo.hyper",
@@ -48,7 +50,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from weightzoo.zoo.graphs import ComputeGraph, ParameterGraph
     from weightzoo.zoo.hub import crawl
     from weightzoo.zoo.store import ModelRecord, Zoo, load_state_dict
-    from weightzoo.zoo.symmetry import align, permute_hidden
+    from weightzoo.zoo.symmetry import align, check_symmetry, permute_hidden, symmetry_groups
 
 
 def register_lazy(name: str, module: str) -> None:
@@ -60,5 +62,5 @@ __getattr__, __dir__ = lazy_exports(__name__, _LAZY)
 
 
 __all__ = ["ComputeGraph", "GHN", "ModelRecord", "ParameterGraph", "TaskVector", "Zoo", "__version__", "align",
-           "build_module", "crawl", "errors", "load_state_dict", "merge", "open_checkpoint", "permute_hidden",
-           "predict_parameters", "spec_from_module"]
+           "build_module", "check_symmetry", "crawl", "errors", "load_state_dict", "merge", "open_checkpoint",
+           "permute_hidden", "predict_parameters", "spec_from_module", "symmetry_groups"]

@@ -42,6 +42,10 @@ class NoWeightsError(CheckpointError, FileNotFoundError):
     """A path (file or folder) holds no weights weightzoo can read."""
 
 
+class CheckpointReadError(CheckpointError, OSError):
+    """A checkpoint path exists but cannot be read (permission denied, a symlink loop, an I/O error)."""
+
+
 # --- the zoo store -----------------------------------------------------------------------------------
 
 
@@ -112,6 +116,21 @@ class LineageError(ZooError, ValueError):
 
 class StorageError(ZooError, OSError):
     """Writing to the zoo failed (disk full, permissions); the zoo is left as it was."""
+
+
+class ZooReadOnlyError(StorageError, PermissionError):
+    """The zoo is read-only for this user: reads work, writes (ingest, rm, gc, repair) are refused."""
+
+
+class TensorCorruptError(ZooCorruptError):
+    """A stored tensor's bytes do not match their content hash (a damaged pack); nothing was returned."""
+
+    def __init__(self, model: str, tensor: str, pack: str, reason: str = "bytes do not match their hash") -> None:
+        self.model = model
+        self.tensor = tensor
+        self.pack = pack
+        super().__init__(f"model {model!r}, tensor {tensor!r} (pack {pack}): {reason}; the pack is damaged — "
+                         "run `weightzoo verify --repair`, then re-ingest the model to restore it")
 
 
 class AmbiguousModelError(WeightzooError, ValueError):
@@ -203,6 +222,10 @@ class StatsError(AnalysisError):
     """Weight statistics were asked of something that has none (no tensors, bad option)."""
 
 
+class RetrievalError(AnalysisError):
+    """Architecture retrieval cannot answer: an index built by another encoder, a missing index, a bad query."""
+
+
 class DatasetError(WeightzooError, ValueError):
     """A dataset build or import was asked for something inconsistent (unknown dataset, seed/recipe mismatch)."""
 
@@ -237,6 +260,7 @@ __all__ = [
     "FilterAnalysisError",
     "StatsError",
     "CheckpointError",
+    "CheckpointReadError",
     "ComputeGraphError",
     "ConfigError",
     "HeaderTooLargeError",
@@ -250,9 +274,11 @@ __all__ = [
     "ModelExistsError",
     "ModelNotFoundError",
     "NoWeightsError",
+    "RetrievalError",
     "ShapeMismatchError",
     "SpecError",
     "StorageError",
+    "TensorCorruptError",
     "TensorNotFoundError",
     "UnsafeCheckpointError",
     "UnsupportedFormatError",
@@ -262,4 +288,5 @@ __all__ = [
     "ZooCorruptError",
     "ZooError",
     "ZooNotFoundError",
+    "ZooReadOnlyError",
 ]

@@ -308,6 +308,18 @@ def build_family(spec: dict[str, Any], names: list[str], pack: int) -> Layout:
 # --- specs of modules ----------------------------------------------------------------------------
 
 
+def covered_module_spec(module: nn.Module) -> dict[str, Any] | None:
+    """:func:`module_spec` when :func:`build_family` covers it (``torch`` specs and the families in
+    :data:`FAMILIES`), else ``None`` — such modules take the recorded path (:mod:`.dataflow`)."""
+    try:
+        spec = module_spec(module)
+    except UnsupportedLayerError:
+        return None
+    if spec is None or spec["format"] == TORCH_FORMAT or spec["config"].get("model_type") in FAMILIES:
+        return spec
+    return None
+
+
 def module_spec(module: nn.Module) -> dict[str, Any] | None:
     """The transformer spec of a module graphs cover directly, or ``None`` if it is not one.
 
@@ -342,4 +354,4 @@ def module_spec(module: nn.Module) -> dict[str, Any] | None:
     return None
 
 
-__all__ = ["FAMILIES", "build_family", "module_spec"]
+__all__ = ["covered_module_spec", "FAMILIES", "build_family", "module_spec"]

@@ -23,6 +23,7 @@ from typing import Any
 from weightzoo.errors import SpecError
 from weightzoo.zoo.arch import HF_FORMAT, TORCH_FORMAT, validate_spec
 
+from .dataflow import RECORDED_FORMAT, layout_from_plan
 from .hf_families import build_family
 from .layout_types import Layout, NeuronGroup, ParamSlot, Skipped, StructEdges, flat_in_index
 from .spec_layout import trace_spec
@@ -40,7 +41,8 @@ def layout_of(spec: Mapping[str, Any], names: Iterable[str] | None = None, *, pa
     """The (cached) :class:`Layout` of a spec.
 
     Args:
-        spec: a ``weightzoo.arch/1`` spec, or a transformer spec (``{"format": "hf", "class", "config"}``
+        spec: a ``weightzoo.arch/1`` spec, a recorded layout (``weightzoo.recorded/1``, see
+            :mod:`.dataflow`; the layout is in the spec), or a transformer spec (``{"format": "hf", "class", "config"}``
             of a Hugging Face snapshot, or ``{"format": "torch", ...}`` of ``nn.MultiheadAttention`` /
             ``nn.TransformerEncoderLayer``).
         names: the state dict's tensor names — required for transformer specs (which optional tensors,
@@ -51,6 +53,8 @@ def layout_of(spec: Mapping[str, Any], names: Iterable[str] | None = None, *, pa
     :class:`~weightzoo.errors.UnsupportedLayerError` for architectures the graphs do not cover.
     """
     fmt = spec.get("format") if isinstance(spec, Mapping) else None
+    if fmt == RECORDED_FORMAT:  # the layout is in the spec (recorded from a module's forward pass)
+        return layout_from_plan(dict(spec))
     transformer = fmt in (HF_FORMAT, TORCH_FORMAT)
     if transformer and names is None:
         raise SpecError("a transformer spec needs the state dict's tensor names to lay out its graph (names=...)")

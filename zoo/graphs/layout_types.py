@@ -53,6 +53,10 @@ class ParamSlot:
     ``node_values`` column of ``out_group``'s nodes; ``role="buffer"`` tensors (``num_batches_tracked``)
     are kept verbatim.
 
+    Recorded layouts (:mod:`.dataflow`) add ``role="table"`` (a plain parameter such as a class token,
+    position table or layer scale: edges from its PARAMETER chunk nodes, ``pack`` rows each, to the nodes
+    of the channel space its ``axis`` runs over) and ``in_major`` weights.
+
     Transformer slots add: ``transposed`` (the tensor is stored ``[in, out]``, GPT-2's Conv1D),
     ``flat`` (a conv whose whole kernel is the input, e.g. ViT's patch embedding: ``[out, C·kh·kw]``),
     ``out_parts`` (a fused tensor whose output rows are these groups in turn, e.g. ``c_attn`` = q|k|v),
@@ -74,6 +78,8 @@ class ParamSlot:
     flat: bool = False
     out_parts: tuple[int, ...] = ()
     pack: int = 1
+    axis: int = -1  #: ``role="table"``: the tensor axis whose entries are the ``out_group`` nodes
+    in_major: bool = False  #: a weight stored ``[in, out/groups, k...]`` (transposed conv, ``x @ W``)
 
 
 @dataclass(frozen=True)
@@ -94,6 +100,8 @@ class StructEdges:
     pattern: str = "identity"
     head_dim: int = 1
     rep: int = 1
+    src_offset: int = 0  #: identity edges from nodes ``src_offset ..`` of the source group (a slice of it)
+    dst_offset: int = 0  #: identity edges into nodes ``dst_offset ..`` of the destination (a concat segment)
 
 
 @dataclass(frozen=True)

@@ -40,6 +40,7 @@ from torch import nn
 
 from weightzoo.errors import (
     CheckpointError,
+    ComputeGraphError,
     GraphTooLargeError,
     KernelTooLargeError,
     ShapeMismatchError,
@@ -50,6 +51,7 @@ from weightzoo.zoo.arch import HF_FORMAT, TORCH_FORMAT, spec_from_module
 from weightzoo.zoo.formats.dtypes import dtype_from_code, dtype_from_torch
 from weightzoo.zoo.formats.durable import atomic_path
 
+from .dataflow import RECORDED_FORMAT
 from .io import read_graph_file
 from .layout import Layout, ParamSlot, Skipped, layout_of
 from .slot_edges import matrix_dims, out_nodes, table_dims
@@ -59,6 +61,7 @@ from .vocab import (
     NODE_VALUE_COLUMNS,
     VOCAB_VERSION,
     EdgeType,
+    NodeType,
 )
 
 if TYPE_CHECKING:
@@ -81,9 +84,9 @@ def _place(edge_attr: torch.Tensor, node_values: torch.Tensor, layout: Layout, s
            mk: tuple[int, int]) -> None:
     """Write tensor ``t`` of slot ``s`` into the graph's edge/node values (``edge_attr`` is ``[E, kh, kw]``)."""
     kh, kw = mk
-    if s.role in ("embedding", "unembed"):
+    if s.role in ("embedding", "unembed", "table"):
         rows, d, chunks = table_dims(s)
-        table = t.reshape(rows, d)
+        table = (t.movedim(s.axis, -1) if s.role == "table" and t.dim() else t).reshape(rows, d)
         if chunks * s.pack != rows:
             table = torch.cat([table, table.new_zeros(chunks * s.pack - rows, d)])
         n = chunks * d
@@ -112,11 +115,16 @@ def _take(edge_attr: torch.Tensor, node_values: torch.Tensor, layout: Layout, s:
           mk: tuple[int, int]) -> torch.Tensor:
     """The inverse of :func:`_place`: slot ``s``'s tensor (in the graph's value dtype) from the graph."""
     kh, kw = mk
-    if s.role in ("embedding", "unembed"):
+    if s.role in ("embedding", "unembed", "table"):
         rows, d, chunks = table_dims(s)
         n = chunks * d
         table = edge_attr[s.edge_start: s.edge_start + n].reshape(chunks, d, kh * kw).permute(0, 2, 1)
-        return table.reshape(chunks * s.pack, d)[:rows].reshape(s.shape)
+        flat = table.reshape(chunks * s.pack, d)[:rows]
+        if s.role == "table" and s.shape:
+            moved = list(s.shape)
+            moved.append(moved.pop(s.axis))
+            return flat.reshape(moved).movedim(-1, s.axis)
+        return flat.reshape(s.shape)
     if s.role == "weight":
         if s.transposed or s.flat:
             n_out, n_in = matrix_dims(s)
@@ -209,6 +217,9 @@ class ParameterGraph:
         kh, kw = mk
         keys = list(state_dict.keys())
         names = sorted(keys) if transformer else None
+        if spec.get("format") == RECORDED_FORMAT and spec.get("pack") != kh * kw:
+            raise SpecError(f"this recorded layout packs {spec.get('pack')} table rows per edge; build it with a "
+                            f"max_kernel of that many pixels (this one has {kh * kw}), or record it again")
         layout = layout_of(spec, names, pack=kh * kw)
         if strict and layout.skipped:
             first = layout.skipped[0]
@@ -265,24 +276,72 @@ class ParameterGraph:
                    order=[k for k in keys if k in covered], names=names)
 
     @classmethod
-    def from_module(cls, module: nn.Module, *, max_kernel: int | tuple[int, int] | None = None,
-                    strict: bool = True, metadata: dict[str, Any] | None = None) -> ParameterGraph:
-        """The graph of an ``nn.Sequential``-style module (its spec from
-        :func:`~weightzoo.zoo.arch.spec_from_module`, its weights from ``state_dict()``), of an
-        ``nn.MultiheadAttention`` / ``nn.TransformerEncoderLayer``, or of a ``transformers`` model of a
-        covered family (bert, gpt2, llama, mistral, qwen2, vit; see :mod:`.hf_families`).
+    def from_module(cls, module: nn.Module, example_input: Any = None, *,
+                    max_kernel: int | tuple[int, int] | None = None, strict: bool = True,
+                    metadata: dict[str, Any] | None = None, recorded: bool | None = None) -> ParameterGraph:
+        """The graph of ANY ``nn.Module``.
 
-        With ``strict=False`` unsupported modules are skipped (listed in ``graph.skipped`` with their
-        path, type and tensors; the graph starts a fresh, fixed group of nodes after each) instead of
-        raising :class:`~weightzoo.errors.UnsupportedLayerError`.
+        Modules the fast paths cover keep them: ``nn.Sequential`` models of spec layers
+        (:func:`~weightzoo.zoo.arch.spec_from_module`), ``nn.MultiheadAttention`` /
+        ``nn.TransformerEncoderLayer`` and ``transformers`` models of the families of :mod:`.hf_families`.
+        Every other module — a class with its own ``forward``: residuals, attention, concatenations, gates,
+        plain parameters — is laid out from the data flow of one recorded forward pass (:mod:`.dataflow`);
+        the layout is kept in ``graph.spec`` (format ``weightzoo.recorded/1``), so saved graphs load
+        without the module.
+
+        Args:
+            module: the network.
+            example_input: a tensor, a tuple of positional tensors or a dict of keyword arguments for the
+                recorded pass; derived as :meth:`ComputeGraph.record` does when not given.
+            max_kernel: kernel window (default 7×7; 1×1 for the transformer fast path).
+            strict: raise :class:`~weightzoo.errors.UnsupportedLayerError` (naming the module and why) when a
+                parameter is used by an op the graph cannot represent; with ``False`` such parameters become
+                isolated nodes listed in ``graph.skipped`` (the round trip stays exact). For ``nn.Sequential``
+                models with unsupported layers ``strict=False`` keeps the spec path, which skips them.
+            recorded: force (``True``) or forbid (``False``) the recorded path; default: fast path first.
         """
-        from .hf_families import module_spec
+        from .hf_families import covered_module_spec, module_spec
 
-        tspec = module_spec(module)
-        if tspec is not None:
-            return cls.from_spec(tspec, module.state_dict(), max_kernel=max_kernel, strict=strict, metadata=metadata)
-        spec = spec_from_module(module, strict=strict)
-        return cls.from_spec(spec, module.state_dict(), max_kernel=max_kernel, strict=strict, metadata=metadata)
+        fast_error: UnsupportedLayerError | None = None  # why a fast path refused a module it should cover
+        if recorded is not True:
+            try:
+                module_spec(module)
+            except UnsupportedLayerError as exc:
+                fast_error = exc
+            tspec = covered_module_spec(module)
+            if tspec is not None:
+                return cls.from_spec(tspec, module.state_dict(), max_kernel=max_kernel, strict=strict,
+                                     metadata=metadata)
+            try:
+                spec = spec_from_module(module, strict=True)
+            except UnsupportedLayerError as exc:
+                if type(module) is nn.Sequential:
+                    fast_error = exc
+                if recorded is False or (not strict and type(module) is nn.Sequential):
+                    spec = spec_from_module(module, strict=strict)
+                    return cls.from_spec(spec, module.state_dict(), max_kernel=max_kernel, strict=strict,
+                                         metadata=metadata)
+            else:
+                return cls.from_spec(spec, module.state_dict(), max_kernel=max_kernel, strict=strict,
+                                     metadata=metadata)
+        try:
+            return cls._recorded(module, example_input, max_kernel, strict, metadata)
+        except ComputeGraphError as exc:
+            if fast_error is not None:  # the recorder cannot run it either: the fast path's reason is the clearer one
+                raise fast_error from exc
+            raise
+
+    @classmethod
+    def _recorded(cls, module: nn.Module, example_input: Any, max_kernel: int | tuple[int, int] | None,
+                  strict: bool, metadata: dict[str, Any] | None) -> ParameterGraph:
+        from weightzoo.zoo.arch import class_reference
+
+        from .dataflow import record_plan
+
+        mk = _max_kernel(max_kernel if max_kernel is not None else DEFAULT_MAX_KERNEL)
+        plan = record_plan(module, example_input, pack=mk[0] * mk[1], strict=strict,
+                           reference=class_reference(module))
+        return cls.from_spec(plan, module.state_dict(), max_kernel=mk, strict=strict, metadata=metadata)
 
     # --- views -----------------------------------------------------------------------------------
     @property
@@ -333,6 +392,12 @@ class ParameterGraph:
                "edge_types": {e.name.lower(): counts[int(e)] for e in EdgeType},
                "skipped": [{"path": s.path, "module": s.module, "tensors": list(s.tensors)} for s in self.skipped]}
         info = self._layout.info
+        if info.get("recorded"):
+            unused = [s.name for s in self._layout.slots if s.role == "table" and s.out_group is not None
+                      and self._layout.groups[s.out_group].kind == NodeType.UNUSED]
+            out["recorded"] = {"module": self.spec.get("module"), "breaks": list(info.get("breaks", [])),
+                               "shared": list(info.get("shared", [])), "unused": unused,
+                               "aliases": dict(self.aliases)}
         if info.get("transformer"):
             blocks = info["attention"]
             out["transformer"] = {

@@ -58,6 +58,8 @@ class RawNode:
     param_ids: list[int] = field(default_factory=list)
     out_shapes: list[tuple[int, ...]] = field(default_factory=list)
     attrs: dict[str, Any] = field(default_factory=dict)
+    #: with ``keep_args``: the call's arguments, tensors replaced by references (:func:`EagerRecorder.describe`)
+    detail: dict[str, Any] | None = None
 
 
 @dataclass
@@ -160,18 +162,30 @@ _SDPA = frozenset({"scaled_dot_product_attention"})
 
 
 class _Frame:
-    __slots__ = ("module", "path", "inputs", "derived", "used")
+    __slots__ = ("module", "path", "inputs", "derived", "used", "detail")
 
-    def __init__(self, module: nn.Module, path: str, inputs: list[int], derived: dict[int, None]) -> None:
+    def __init__(self, module: nn.Module, path: str, inputs: list[int], derived: dict[int, None],
+                 detail: dict[str, Any] | None = None) -> None:
         self.module, self.path, self.inputs, self.derived = module, path, inputs, derived
         self.used: dict[int, torch.Tensor] = {}
+        self.detail = detail
 
 
 class EagerRecorder(TorchFunctionMode):
-    """Records one forward pass of ``root``; use :func:`record_eager`."""
+    """Records one forward pass of ``root``; use :func:`record_eager`.
 
-    def __init__(self, root: nn.Module, expand_attention: bool) -> None:
+    With ``keep_args`` every node also keeps its call's arguments (:attr:`RawNode.detail`), tensors
+    replaced by references — ``("v", node, output)`` for a recorded value, ``("p", param_id, ops)`` for a
+    parameter reached through parameter-only ops (``ops``: their names and arguments, ``None`` when several
+    parameters were combined), ``("c", shape)`` for a constant — and scaled-dot-product / multi-head
+    attention stay one node each: what :mod:`.dataflow` needs to follow channels through a forward pass.
+    """
+
+    def __init__(self, root: nn.Module, expand_attention: bool, keep_args: bool = False) -> None:
         super().__init__()
+        self.keep_args = keep_args
+        self.out_pos: dict[int, int] = {}  # tensor id -> which output of its producer it is
+        self.chains: dict[int, tuple[int, tuple[Any, ...] | None]] = {}  # derived tensor id -> (param, ops)
         self.nodes: list[RawNode] = []
         self.produced: dict[int, tuple[weakref.ref[torch.Tensor], int]] = {}
         self.derived: dict[int, tuple[weakref.ref[torch.Tensor], frozenset[int]]] = {}
@@ -214,23 +228,65 @@ class EagerRecorder(TorchFunctionMode):
     def _order(self, pid: int) -> str:
         return self.param_names[pid][0]
 
-    def _produce(self, t: torch.Tensor, node: int) -> None:
+    def _produce(self, t: torch.Tensor, node: int, pos: int = 0) -> None:
         self.produced[id(t)] = (weakref.ref(t), node)
         self.derived.pop(id(t), None)
+        if self.keep_args:
+            self.out_pos[id(t)] = pos
+
+    def describe(self, obj: Any, depth: int = 0) -> Any:
+        """``obj`` with tensors replaced by references (see the class docstring); plain values kept."""
+        if isinstance(obj, torch.Tensor):
+            key = id(obj)
+            if key in self.params and self.params[key] is obj:
+                return ("p", key, (), shape_of(obj))
+            hit = self.produced.get(key)
+            if hit is not None and hit[0]() is obj:
+                return ("v", hit[1], self.out_pos.get(key, 0))
+            der = self.derived.get(key)
+            if der is not None and der[0]() is obj:
+                pid, ops = self.chains.get(key, (next(iter(der[1])), None))
+                return ("p", pid, ops if len(der[1]) == 1 else None, shape_of(obj))
+            return ("c", shape_of(obj))
+        if isinstance(obj, bool | int | float | str) or obj is None:
+            return obj
+        if obj is Ellipsis:
+            return "..."
+        if isinstance(obj, slice):
+            return ("slice", *(x if isinstance(x, int) or x is None else "?" for x in (obj.start, obj.stop, obj.step)))
+        if depth < 6 and isinstance(obj, list | tuple):  # torch.Size too
+            return tuple(self.describe(x, depth + 1) for x in obj)
+        if depth < 6 and isinstance(obj, Mapping):
+            return {str(k): self.describe(v, depth + 1) for k, v in obj.items()}
+        return "?"
+
+    def _chain(self, name: str, args: tuple[Any, ...], kwargs: dict[str, Any], outs: list[torch.Tensor]) -> None:
+        """Remember how a parameter-only result came from one parameter (``w.t()``, ``cls.expand(...)``)."""
+        if not self.keep_args:
+            return
+        sources = [self.describe(t) for t in _tensors((args, kwargs))]
+        refs = [r for r in sources if r[0] == "p"]
+        ops: tuple[Any, ...] | None = None
+        if len(refs) == 1 and refs[0][2] is not None and all(r[0] != "v" for r in sources):
+            rest = tuple(self.describe(a) for a in args[1:])
+            ops = (*refs[0][2], (name, rest, self.describe(kwargs)))
+        for t in outs:
+            if refs:
+                self.chains[id(t)] = (refs[0][1], ops)
 
     def _add(self, op: OpType, fn: str, path: str, inputs: list[int], param_ids: Iterable[int],
              outs: list[torch.Tensor], attrs: dict[str, Any] | None = None,
-             shapes: list[tuple[int, ...]] | None = None) -> int:
+             shapes: list[tuple[int, ...]] | None = None, inplace: bool = True) -> int:
         ids = list(param_ids)
         node = RawNode(op, fn, path, list(inputs), [(self.param_names[i][0], shape_of(self.params[i])) for i in ids],
                        ids, shapes if shapes is not None else [shape_of(t) for t in outs], dict(attrs or {}))
         self.nodes.append(node)
         index = len(self.nodes) - 1
-        for t in outs:
-            self._produce(t, index)
+        for k, t in enumerate(outs):
+            self._produce(t, index, k)
             base = t._base
-            if base is not None and id(base) in self.produced:  # in-place write through a view
-                self._produce(base, index)
+            if inplace and base is not None and id(base) in self.produced:  # in-place write through a view
+                self._produce(base, index, k)
         return index
 
     def add_input(self, name: str, t: torch.Tensor) -> None:
@@ -241,8 +297,10 @@ class EagerRecorder(TorchFunctionMode):
             node, ps = self._lookup(t)
             if node is None and not ps:
                 continue
+            detail = self._detail("output", (t,), {})
             self._add(OpType.OUTPUT, name or "output", "", [] if node is None else [node],
                       sorted(ps, key=self._order), [t])
+            self.nodes[-1].detail = detail
 
     # hooks
     def pre_hook(self, module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
@@ -252,7 +310,9 @@ class EagerRecorder(TorchFunctionMode):
         if id(module) in self.leaves:
             if self.leaf_depth == 0:
                 inputs, derived = self._sources(_tensors((args, kwargs)))
-                self.frames.append(_Frame(module, path, inputs, derived))
+                detail = ({"name": "module", "args": self.describe(args), "kwargs": self.describe(kwargs)}
+                          if self.keep_args else None)
+                self.frames.append(_Frame(module, path, inputs, derived, detail))
             self.leaf_depth += 1
         self.quiet = False
 
@@ -275,16 +335,18 @@ class EagerRecorder(TorchFunctionMode):
             for t in outs:
                 if params:
                     self.derived[id(t)] = (weakref.ref(t), frozenset(params))
+                    if self.keep_args and len(params) == 1:
+                        self.chains[id(t)] = (next(iter(params)), None)
             return
         prefix = f"{frame.path}." if frame.path else ""
         ids = list(params)
         local = dict((id(p), prefix + n) for n, p in frame.module.named_parameters(remove_duplicate=False))
         node = RawNode(op, type(frame.module).__name__, frame.path, frame.inputs,
                        [(local.get(i, self.param_names[i][0]), shape_of(self.params[i])) for i in ids], ids,
-                       [shape_of(t) for t in outs], attrs)
+                       [shape_of(t) for t in outs], attrs, frame.detail)
         self.nodes.append(node)
-        for t in outs:
-            self._produce(t, len(self.nodes) - 1)
+        for k, t in enumerate(outs):
+            self._produce(t, len(self.nodes) - 1, k)
 
     # functions
     def __torch_function__(self, func: Callable[..., Any], types: Any, args: tuple[Any, ...] = (),
@@ -315,7 +377,9 @@ class EagerRecorder(TorchFunctionMode):
             target = args[0]
             inputs, params = self._sources(_tensors(args))
             if inputs:
+                detail = self._detail(name, args, kwargs)
                 self._add(OpType.INDEX_PUT, raw, self._where(), inputs, params, [target])
+                self.nodes[-1].detail = detail
             return
         outs = list(_tensors(out))
         if not outs:
@@ -323,13 +387,21 @@ class EagerRecorder(TorchFunctionMode):
         inputs, params = self._sources(_tensors((args, kwargs)))
         if not inputs:
             if params:  # a function of parameters (and constants) only: defer ownership
+                self._chain(name, args, kwargs, outs)
                 for t in outs:
                     self.derived[id(t)] = (weakref.ref(t), frozenset(params))
             return
         if name in PASSTHROUGH and not params:
+            pos = self.out_pos.get(id(args[0]), 0) if args and isinstance(args[0], torch.Tensor) else 0
             for t in outs:
                 if t is not args[0]:
-                    self._produce(t, inputs[0])
+                    self._produce(t, inputs[0], pos)
+            return
+        detail = self._detail(name, args, kwargs)
+        if self.keep_args and (name in _SDPA or name == "multi_head_attention_forward"):
+            attrs = {"attention": "sdpa" if name in _SDPA else "mha"}
+            self._add(OpType.ATTENTION, raw, self._where(), inputs, params, outs, attrs)
+            self.nodes[-1].detail = detail
             return
         if name == "multi_head_attention_forward":
             self._expand_mha(args, kwargs, inputs, params, outs)
@@ -340,7 +412,16 @@ class EagerRecorder(TorchFunctionMode):
         op, attrs = classify(name, args, kwargs)
         if op is OpType.OTHER:
             attrs["fn"] = raw
-        self._add(op, raw, self._where(), inputs, params, outs, attrs)
+        # only an in-place op (its result is its first argument) writes through a view into the view's base;
+        # a view op (transpose, reshape, getitem) leaves the base's producer as it was
+        inplace = bool(args) and isinstance(args[0], torch.Tensor) and any(t is args[0] for t in outs)
+        self._add(op, raw, self._where(), inputs, params, outs, attrs, inplace=inplace)
+        self.nodes[-1].detail = detail
+
+    def _detail(self, name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any] | None:
+        if not self.keep_args:
+            return None
+        return {"name": name, "args": self.describe(args), "kwargs": self.describe(kwargs)}
 
     def _where(self) -> str:
         return self.stack[-1] if self.stack else ""
@@ -378,14 +459,14 @@ class EagerRecorder(TorchFunctionMode):
 
 
 def record_eager(module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any], *,
-                 expand_attention: bool = False) -> tuple[Recording, Any]:
+                 expand_attention: bool = False, keep_args: bool = False) -> tuple[Recording, Any]:
     """Run ``module(*args, **kwargs)`` once under ``torch.no_grad()`` in eval mode and record it.
 
     The module's train/eval flags are restored afterwards and no parameter or buffer changes (eval-mode
     batch norm does not update its running statistics). Raises :class:`ComputeGraphError` naming the
     innermost module whose forward raised.
     """
-    rec = EagerRecorder(module, expand_attention)
+    rec = EagerRecorder(module, expand_attention, keep_args)
     training = {m: m.training for m in module.modules()}
     handles = []
     try:

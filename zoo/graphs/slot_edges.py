@@ -31,17 +31,18 @@ def matrix_dims(s: ParamSlot) -> tuple[int, int]:
 
 
 def table_dims(s: ParamSlot) -> tuple[int, int, int]:
-    """(rows, dim, chunks) of a packed embedding/unembedding slot (``chunks = ceil(rows / pack)``)."""
-    d = s.shape[-1]
+    """(rows, dim, chunks) of a packed embedding/unembedding/table slot (``chunks = ceil(rows / pack)``)."""
+    d = s.shape[s.axis] if s.shape else 1
     rows = 1
-    for x in s.shape[:-1]:
+    for x in s.shape:
         rows *= x
+    rows //= max(d, 1)
     return rows, d, -(-rows // s.pack)
 
 
 def slot_edge_count(s: ParamSlot) -> int:
     """How many edges a weight/embedding slot owns (0 for node-feature and buffer slots)."""
-    if s.role in ("embedding", "unembed"):
+    if s.role in _TABLES:
         _, d, chunks = table_dims(s)
         return chunks * d
     if s.role != "weight":
@@ -57,6 +58,7 @@ def out_nodes(layout: Layout, s: ParamSlot) -> torch.Tensor:
                       for p in parts])
 
 
+_TABLES = ("embedding", "unembed", "table")
 _FUSED_TYPES = {NodeType.QUERY: EdgeType.ATTN_Q, NodeType.KEY: EdgeType.ATTN_K, NodeType.VALUE: EdgeType.ATTN_V}
 
 
@@ -90,12 +92,15 @@ def slot_edge_index(layout: Layout, s: ParamSlot, local: torch.Tensor | None = N
 
     Edges are in the row-major order of the ``[out, in]`` matrix (``[chunk, dim]`` for packed tables).
     """
+    if s.in_major:
+        dst_, src_ = slot_edge_index(layout, _swapped(s), local)
+        return src_, dst_
     in_g = layout.groups[s.in_group]  # type: ignore[index]
-    if s.role in ("embedding", "unembed"):
+    if s.role in _TABLES:
         _, d, chunks = table_dims(s)
         chunk, dim = _rows_cols(chunks, d, local)
         out_g = layout.groups[s.out_group]  # type: ignore[index]
-        if s.role == "embedding":
+        if s.role != "unembed":
             return in_g.start + chunk, out_g.start + dim
         return in_g.start + dim, out_g.start + chunk
     n_out, n_in = matrix_dims(s)
@@ -113,13 +118,16 @@ def write_slot_edges(layout: Layout, s: ParamSlot, src: torch.Tensor, dst: torch
     Same result as :func:`slot_edge_index`, as broadcast writes into ``[rows, cols]`` views: no
     temporaries of the slot's size (this is what makes graphs of 10⁷–10⁸ weights cheap to lay out).
     """
+    if s.in_major:  # rows are inputs: the same pattern with the roles of source and destination swapped
+        write_slot_edges(layout, _swapped(s), dst, src)
+        return
     in_g = layout.groups[s.in_group]  # type: ignore[index]
-    if s.role in ("embedding", "unembed"):
+    if s.role in _TABLES:
         _, d, chunks = table_dims(s)
         out_g = layout.groups[s.out_group]  # type: ignore[index]
-        chunk_v = src if s.role == "embedding" else dst
-        dim_v = dst if s.role == "embedding" else src
-        chunk_start, dim_start = (in_g.start, out_g.start) if s.role == "embedding" else (out_g.start, in_g.start)
+        chunk_v = src if s.role != "unembed" else dst
+        dim_v = dst if s.role != "unembed" else src
+        chunk_start, dim_start = (in_g.start, out_g.start) if s.role != "unembed" else (out_g.start, in_g.start)
         chunk_v.view(chunks, d).copy_(torch.arange(chunk_start, chunk_start + chunks).unsqueeze(1).expand(chunks, d))
         dim_v.view(chunks, d).copy_(torch.arange(dim_start, dim_start + d).expand(chunks, d))
         return
@@ -135,12 +143,18 @@ def write_slot_edges(layout: Layout, s: ParamSlot, src: torch.Tensor, dst: torch
         torch.add(block.unsqueeze(1), cols, out=src.view(n_out, n_in))
 
 
+def _swapped(s: ParamSlot) -> ParamSlot:
+    from dataclasses import replace
+
+    return replace(s, in_group=s.out_group, out_group=s.in_group, in_major=False)
+
+
 def struct_edge_index(layout: Layout, st: StructEdges, local: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """(src, dst) global node ids of parameter-free edges (see :class:`StructEdges` for the patterns)."""
     sg, dg = layout.groups[st.src_group], layout.groups[st.dst_group]
     k = torch.arange(st.count) if local is None else local
     if st.pattern == "identity" and st.edge_type != EdgeType.FLATTEN:
-        return sg.start + k, dg.start + k
+        return sg.start + st.src_offset + k, dg.start + st.dst_offset + k
     if st.edge_type == EdgeType.FLATTEN:
         return sg.start + k // dg.spatial, dg.start + k
     dh = st.head_dim

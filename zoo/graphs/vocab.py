@@ -1,4 +1,5 @@
-"""Versioned type vocabularies of weightzoo graphs (vocabulary v2: v1 plus the transformer types).
+"""Versioned type vocabularies of weightzoo graphs (vocabulary v3: v2 plus the types of recorded graphs of
+any module — plain parameters, unused parameters, concatenation/slice segments).
 
 Every integer id a graph carries (node type, edge type, activation, pooling, normalization) comes from
 these enums, so graphs of different architectures — and graphs built by different weightzoo versions
@@ -11,10 +12,10 @@ from __future__ import annotations
 
 from enum import IntEnum
 
-VOCAB_VERSION = 2
+VOCAB_VERSION = 3
 
 #: Vocabulary versions whose ids mean the same in this one (append-only), so their graph files still load.
-COMPATIBLE_VOCAB_VERSIONS = (1, 2)
+COMPATIBLE_VOCAB_VERSIONS = (1, 2, 3)
 
 
 class NodeType(IntEnum):
@@ -33,6 +34,9 @@ class NodeType(IntEnum):
     HEAD = 9  #: one attention head: scores softmax(q·k) of its query and key dims
     ATTENTION = 10  #: one dimension of one head's attention output Σ softmax·v
     TIED_EMBEDDING = 11  #: an EMBEDDING chunk of a table that is also the output head (tied weights)
+    # --- v3: any module (recorded graphs) ---------------------------------------------------------
+    PARAMETER = 12  #: K consecutive rows of a plain parameter used in ``forward`` (class token, position table)
+    UNUSED = 13  #: one entry-column of a parameter the forward pass never touched (isolated, kept for the round trip)
 
 
 class EdgeType(IntEnum):
@@ -54,6 +58,9 @@ class EdgeType(IntEnum):
     NORM = 12  #: stream dim → the same dim of a normalization's nodes (value 1, no parameter)
     GATE = 13  #: gate neuron → the up neuron it multiplies (SwiGLU/GeGLU; value 1, no parameter)
     UNEMBED = 14  #: final features → output-head chunk; feature = K rows of an untied output head (packed)
+    # --- v3: any module (recorded graphs) ---------------------------------------------------------
+    SEGMENT = 15  #: channel → its place in a concatenation, or in a slice of a fused layer (value 1, no parameter)
+    PARAMETER = 16  #: plain-parameter chunk → channel; feature = the chunk's K rows of that channel (packed)
 
 
 class Activation(IntEnum):

@@ -42,6 +42,19 @@ def _layout_for(spec: Mapping[str, Any], sd: Mapping[str, torch.Tensor]) -> Layo
     return layout_of(spec, list(sd.keys()) if transformer else None)
 
 
+def fast_spec(module: nn.Module) -> dict[str, Any] | None:
+    """The spec of a module the spec/family fast paths cover (``None`` for other modules)."""
+    from weightzoo.zoo.graphs.hf_families import covered_module_spec
+
+    spec = covered_module_spec(module)
+    if spec is not None:
+        return spec
+    try:
+        return spec_from_module(module)
+    except UnsupportedLayerError:
+        return None
+
+
 def _resolve(obj: Any, spec: Mapping[str, Any] | None) -> tuple[Layout, dict[str, torch.Tensor]]:
     if isinstance(obj, nn.Module):
         if spec is None:
@@ -199,6 +212,10 @@ def apply_permutation(layout: Layout, state_dict: Mapping[str, torch.Tensor], pe
         from .transformer import apply_transformer_permutation
 
         return apply_transformer_permutation(layout, state_dict, perms)
+    if layout.info.get("recorded"):
+        from .any_module import apply_recorded_permutation
+
+        return apply_recorded_permutation(layout, state_dict, perms)
     out = dict(state_dict)
 
     def perm(gi: int) -> torch.Tensor | None:
@@ -235,14 +252,22 @@ def apply_permutation(layout: Layout, state_dict: Mapping[str, torch.Tensor], pe
 
 
 def permute_hidden(model_or_state_dict: Any, generator: torch.Generator | None = None,
-                   spec: Mapping[str, Any] | None = None, *, return_perms: bool = False) -> Any:
+                   spec: Mapping[str, Any] | None = None, *, return_perms: bool = False,
+                   example_input: Any = None) -> Any:
     """A random function-preserving permutation of hidden neurons/channels.
 
     Args:
-        model_or_state_dict: an ``nn.Sequential``-style module or a state dict (then ``spec`` is needed).
+        model_or_state_dict: ANY ``nn.Module``, or a state dict (then ``spec`` is needed: a spec, or the
+            recorded layout ``ParameterGraph.from_module(...).spec`` of a class-based module).
         generator: the ``torch.Generator`` that draws the permutation (seed it for reproducibility).
         spec: the architecture spec (defaults to ``spec_from_module`` for modules).
         return_perms: also return the per-group permutations (gather convention).
+        example_input: for modules outside the spec/family fast paths, the input of the recorded forward
+            pass whose data flow gives the symmetries (:mod:`.any_module`; derived when not given).
+
+    Class-based modules (residuals, attention, concatenations, gates, plain parameters) get every
+    permutation their recorded data flow admits: tied channels share one, heads move whole (q, k, v
+    together), concatenations follow their parts; :func:`~.any_module.symmetry_groups` says what moves.
 
     Transformers (``hf``/``torch`` specs, Hugging Face models of covered families,
     ``nn.MultiheadAttention``, ``nn.TransformerEncoderLayer``) get whole-head, within-head (q/k only
@@ -251,7 +276,18 @@ def permute_hidden(model_or_state_dict: Any, generator: torch.Generator | None =
 
     Returns the same kind it was given (a new module, or a new state dict), or ``(that, perms)``.
     """
+    if isinstance(model_or_state_dict, nn.Module) and spec is None and fast_spec(model_or_state_dict) is None:
+        from .any_module import permute_recorded
+
+        new, perms = permute_recorded(model_or_state_dict, generator, example_input)
+        return (new, perms) if return_perms else new
     layout, sd = _resolve(model_or_state_dict, spec)
+    if layout.info.get("recorded"):
+        from .any_module import recorded_classes
+
+        perms = recorded_classes(layout).sample(generator)
+        new = _rebuild(model_or_state_dict, apply_permutation(layout, sd, perms))
+        return (new, perms) if return_perms else new
     if layout.is_transformer:
         from .transformer import sample_transformer_perms
 
@@ -273,4 +309,4 @@ def node_permutation(layout: Layout, perms: Perms) -> torch.Tensor:
     return m
 
 
-__all__ = ["apply_permutation", "node_permutation", "permute_hidden"]
+__all__ = ["apply_permutation", "fast_spec", "node_permutation", "permute_hidden"]

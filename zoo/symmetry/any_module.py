@@ -1,0 +1,359 @@
+r"""Weight-space symmetries of ANY module, from the constraints of its recorded layout (:mod:`~weightzoo.zoo.graphs.dataflow`).
+
+A permutation :math:`P_g` per neuron group :math:`g` is a symmetry when every tensor is permuted along
+each axis by the permutation of the group that axis indexes, and the constraints hold:
+
+* tied groups (residual adds, gates, contractions such as :math:`q k^\top`, depthwise convs, a norm's new
+  group) share one permutation — a *class*;
+* a class split into :math:`H` heads takes :math:`P = (\pi \otimes I)\,\mathrm{diag}(\sigma_h)`: a
+  permutation :math:`\pi` of whole heads, shared by every class head-tied to it (q, k and v of one
+  attention), and a permutation :math:`\sigma_h` inside each head (identity where something varies along
+  the head dims, e.g. rotary embeddings: then only whole heads move; identity :math:`\pi` where something
+  varies over the heads, e.g. a relative-position bias table);
+* a concatenation (or a fused layer sliced into parts) is permuted by the concatenation of its parts'
+  permutations; a flattened map by its channel permutation repeated over positions;
+* fixed classes never move: network inputs and outputs, channels that meet a constant varying along
+  them, reshapes mixing channels with positions, ops the analysis does not follow (each with its reason
+  in :func:`symmetry_groups`).
+
+Permutations use the gather convention (``perm[j]`` = old index of new neuron ``j``), per group.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from weightzoo.errors import SpecError
+from weightzoo.zoo.graphs.layout import Layout
+from weightzoo.zoo.graphs.vocab import NodeType
+
+Perms = dict[int, torch.Tensor]
+
+
+@dataclass(frozen=True)
+class SymmetryGroup:
+    """One class of neuron groups that share a permutation.
+
+    Attributes:
+        groups: layout group indices in the class. labels: where each comes from (module path, op).
+        size: neurons per group. status: ``"free"`` (any permutation), ``"heads"`` (whole heads, shared
+        with the head-tied classes, and dims inside heads), ``"derived"`` (follows the classes it
+        concatenates or flattens), ``"fixed"``. heads: number of heads (``"heads"`` only).
+        reason: why the class is fixed or derived (empty for free classes).
+    """
+
+    groups: tuple[int, ...]
+    labels: tuple[str, ...]
+    size: int
+    status: str
+    heads: int = 0
+    reason: str = ""
+
+
+class _Classes:
+    """Union-find over a recorded layout's groups, with heads, parts and fixed reasons per class."""
+
+    def __init__(self, layout: Layout) -> None:
+        sym = layout.info.get("symmetry")
+        if not layout.info.get("recorded") or not isinstance(sym, Mapping):
+            raise SpecError("not a recorded layout (ParameterGraph.from_module of a class-based module)")
+        self.layout = layout
+        n = len(layout.groups)
+        parent = list(range(n))
+
+        def find(i: int) -> int:
+            while parent[i] != i:
+                parent[i] = parent[parent[i]]
+                i = parent[i]
+            return i
+
+        for a, b in sym["ties"]:
+            ra, rb = find(a), find(b)
+            if ra != rb:
+                parent[max(ra, rb)] = min(ra, rb)
+        self.find = find
+        self.members: dict[int, list[int]] = {}
+        for g in range(n):
+            self.members.setdefault(find(g), []).append(g)
+        heads = {int(k): int(v) for k, v in sym["heads"].items()}
+        self.parts = {int(k): [int(x) for x in v] for k, v in sym["parts"].items()}
+        self.labels = list(sym["labels"])
+        self.fixed: dict[int, str] = {}
+        self.heads_fixed: dict[int, str] = {}
+        self.heads: dict[int, int] = {}
+        self.derived: dict[int, tuple[str, list[int]]] = {}  # root -> ("parts", part roots) / ("flatten", [channel root])
+        for g, why in sym["fixed"].items():
+            self.fixed.setdefault(find(int(g)), why)
+        for g, why in sym["heads_fixed"].items():
+            self.heads_fixed.setdefault(find(int(g)), why)
+        self.dims_fixed: dict[int, str] = {}
+        for g, why in sym.get("dims_fixed", {}).items():
+            self.dims_fixed.setdefault(find(int(g)), why)
+        for gr in layout.groups:
+            r = find(gr.index)
+            if gr.kind in (NodeType.INPUT, NodeType.OUTPUT):
+                self.fixed.setdefault(r, f"network {gr.kind.name.lower()}")
+        for r in list(self.dims_fixed):
+            if r not in {find(g) for g in heads}:
+                self.fixed.setdefault(r, self.dims_fixed[r])
+        for r, ms in self.members.items():
+            hs = {heads[m] for m in ms if m in heads}
+            if len(hs) > 1:
+                self.fixed.setdefault(r, f"split into different numbers of heads {sorted(hs)}")
+            elif hs:
+                self.heads[r] = hs.pop()
+            defs = []
+            for m in ms:
+                if m in self.parts:
+                    defs.append(("parts", [find(p) for p in self.parts[m]]))
+                gr = layout.groups[m]
+                if gr.kind == NodeType.FLATTEN and gr.channel_group is not None:
+                    defs.append(("flatten", [find(gr.channel_group)]))
+            if defs:
+                if any(d != defs[0] for d in defs) or r in self.heads or r in defs[0][1]:
+                    self.fixed.setdefault(r, "concatenations or flattenings that disagree")
+                self.derived[r] = defs[0]
+        # head ties between classes
+        hparent = {r: r for r in self.members}
+
+        def hfind(i: int) -> int:
+            while hparent[i] != i:
+                hparent[i] = hparent[hparent[i]]
+                i = hparent[i]
+            return i
+
+        for a, b in sym["head_ties"]:
+            ra, rb = hfind(find(a)), hfind(find(b))
+            if ra != rb:
+                hparent[max(ra, rb)] = min(ra, rb)
+        self.hfind = hfind
+        # propagate fixedness to fixpoint
+        changed = True
+        while changed:
+            changed = False
+            for r, (_, srcs) in self.derived.items():
+                if r in self.fixed:
+                    for s in srcs:
+                        if s not in self.fixed:
+                            self.fixed[s] = f"part of fixed group {self.labels[r]}"
+                            changed = True
+            comps: dict[int, list[int]] = {}
+            for r in self.members:
+                comps.setdefault(hfind(r), []).append(r)
+            for comp in comps.values():
+                headed = [r for r in comp if r in self.heads]
+                bad = [r for r in comp if r in self.fixed or r in self.heads_fixed]
+                counts = {self.heads[r] for r in headed}
+                if (bad or len(counts) > 1 or len(headed) != len(comp)) and len(comp) > 1:
+                    why = (self.heads_fixed.get(bad[0]) or f"tied to fixed {self.labels[bad[0]]}") if bad else \
+                        "heads of different sizes meet"
+                    for r in comp:
+                        if r not in self.heads_fixed:
+                            self.heads_fixed[r] = why
+                            changed = True
+
+    def size(self, root: int) -> int:
+        return self.layout.groups[root].size
+
+    def status(self, r: int) -> tuple[str, str]:
+        if r in self.fixed:
+            return "fixed", self.fixed[r]
+        if r in self.derived:
+            kind, srcs = self.derived[r]
+            return "derived", (f"concatenation of {len(srcs)} groups" if kind == "parts" else "flattened channels")
+        if r in self.heads:
+            if r in self.heads_fixed and r in self.dims_fixed:
+                return "fixed", f"{self.heads_fixed[r]}; {self.dims_fixed[r]}"
+            return "heads", "; ".join(x for x in (self.heads_fixed.get(r), self.dims_fixed.get(r)) if x)
+        return "free", ""
+
+    def sample(self, generator: torch.Generator | None) -> Perms:
+        perms: dict[int, torch.Tensor] = {}
+        head_perms: dict[int, torch.Tensor] = {}
+        for r in sorted(self.members):
+            status, _ = self.status(r)
+            n = self.size(r)
+            if status == "fixed" or status == "derived":
+                continue
+            if status == "heads":
+                h = self.heads[r]
+                dh = n // h
+                key = self.hfind(r)
+                if r in self.heads_fixed:
+                    pi = torch.arange(h)
+                else:
+                    if key not in head_perms:
+                        head_perms[key] = torch.randperm(h, generator=generator)
+                    pi = head_perms[key]
+                sigma = (torch.arange(dh).expand(h, dh) if r in self.dims_fixed else
+                         torch.stack([torch.randperm(dh, generator=generator) for _ in range(h)]))
+                perms[r] = (pi.unsqueeze(1) * dh + sigma[pi]).reshape(-1)
+            else:
+                perms[r] = torch.randperm(n, generator=generator)
+        return self.expand(perms)
+
+    def expand(self, perms: Mapping[int, torch.Tensor]) -> Perms:
+        """Class permutations (free/headed roots) → a permutation for every group, derived ones included."""
+        out: dict[int, torch.Tensor] = dict(perms)
+
+        def of(r: int, depth: int = 0) -> torch.Tensor:
+            if r in out:
+                return out[r]
+            status, _ = self.status(r)
+            if status != "derived" or depth > 64:
+                out[r] = torch.arange(self.size(r))
+                return out[r]
+            kind, srcs = self.derived[r]
+            if kind == "flatten":
+                gr = next(self.layout.groups[m] for m in self.members[r] if self.layout.groups[m].kind == NodeType.FLATTEN)
+                pc = of(srcs[0], depth + 1)
+                out[r] = (pc.unsqueeze(1) * gr.spatial + torch.arange(gr.spatial)).reshape(-1)
+                return out[r]
+            pieces, off = [], 0
+            for s in srcs:
+                p = of(s, depth + 1)
+                pieces.append(p + off)
+                off += len(p)
+            out[r] = torch.cat(pieces) if pieces else torch.arange(self.size(r))
+            return out[r]
+
+        groups: Perms = {}
+        for r, ms in self.members.items():
+            p = of(r)
+            for m in ms:
+                groups[m] = p
+        return groups
+
+    def report(self) -> list[SymmetryGroup]:
+        out = []
+        for r in sorted(self.members):
+            ms = self.members[r]
+            kinds = {self.layout.groups[m].kind for m in ms}
+            if kinds <= {NodeType.PARAMETER, NodeType.EMBEDDING, NodeType.UNUSED}:
+                continue  # table rows: never neurons
+            status, why = self.status(r)
+            out.append(SymmetryGroup(tuple(ms), tuple(self.labels[m] for m in ms), self.size(r), status,
+                                     self.heads.get(r, 0) if status == "heads" else 0, why))
+        return out
+
+
+def recorded_classes(layout: Layout) -> _Classes:
+    return _Classes(layout)
+
+
+def apply_recorded_permutation(layout: Layout, state_dict: Mapping[str, torch.Tensor], perms: Perms
+                               ) -> dict[str, torch.Tensor]:
+    """Permute every tensor along each axis by the permutation of the group the axis indexes."""
+    bind = layout.info["symmetry"]["bind"]
+    out: dict[str, torch.Tensor] = {}
+    for name in state_dict.keys():
+        t = state_dict[name]
+        for axis, g in enumerate(bind.get(name, ())):
+            if g is None:
+                continue
+            p = perms.get(int(g))
+            if p is None or torch.equal(p, torch.arange(len(p))):
+                continue
+            t = t.index_select(axis, p)
+        out[name] = t.contiguous() if t is not state_dict[name] else t
+    return out
+
+
+def recorded_layout(module: nn.Module, example_input: Any = None) -> Layout:
+    """The recorded layout of ``module`` (one forward pass; pack 1: tables are irrelevant to symmetries)."""
+    from weightzoo.zoo.arch import class_reference
+    from weightzoo.zoo.graphs.dataflow import layout_from_plan, record_plan
+
+    return layout_from_plan(record_plan(module, example_input, pack=1, strict=False,
+                                        reference=class_reference(module)))
+
+
+def permute_recorded(module: nn.Module, generator: torch.Generator | None = None, example_input: Any = None, *,
+                     layout: Layout | None = None) -> tuple[nn.Module, Perms]:
+    """A random function-preserving permutation of ``module`` (a new module) and the per-group permutations."""
+    layout = layout or recorded_layout(module, example_input)
+    perms = _Classes(layout).sample(generator)
+    new = copy.deepcopy(module)
+    new.load_state_dict(apply_recorded_permutation(layout, module.state_dict(), perms), strict=True)
+    return new, perms
+
+
+def symmetry_groups(module: nn.Module | Layout, example_input: Any = None) -> list[SymmetryGroup]:
+    """What can be permuted in ``module`` and why the rest cannot, from one recorded forward pass.
+
+    One :class:`SymmetryGroup` per class of tied neuron groups (table rows of plain parameters and
+    embeddings are left out). Works for any module; ``example_input`` as in
+    :meth:`~weightzoo.zoo.graphs.ParameterGraph.from_module`.
+    """
+    layout = module if isinstance(module, Layout) else recorded_layout(module, example_input)
+    return _Classes(layout).report()
+
+
+@dataclass(frozen=True)
+class SymmetryCheck:
+    """The result of :func:`check_symmetry`: whether outputs agree, and by how much they differ."""
+
+    preserved: bool
+    max_abs_diff: float
+    outputs: int
+    atol: float
+    rtol: float
+
+    def __bool__(self) -> bool:
+        return self.preserved
+
+
+def check_symmetry(module: nn.Module, transform: Callable[[nn.Module], nn.Module] | nn.Module, example_input: Any,
+                   *, atol: float = 1e-5, rtol: float = 1e-4) -> SymmetryCheck:
+    """Run ``module`` and ``transform(module)`` (or a given transformed module) on ``example_input`` in
+    eval mode and compare every floating output tensor (``allclose`` with ``atol``/``rtol``).
+
+    ``transform`` is typically ``lambda m: permute_hidden(m, gen, example_input=x)``; the check is
+    falsifiable: a permutation that is not a symmetry makes it fail (see the negative controls in the tests).
+    """
+    other = transform if isinstance(transform, nn.Module) else transform(module)
+    a, b = _outputs(module, example_input), _outputs(other, example_input)
+    if len(a) != len(b) or any(x.shape != y.shape for x, y in zip(a, b)):
+        return SymmetryCheck(False, float("inf"), len(a), atol, rtol)
+    diff = max((float((x - y).abs().max()) for x, y in zip(a, b) if x.numel()), default=0.0)
+    ok = all(torch.allclose(x, y, atol=atol, rtol=rtol) for x, y in zip(a, b))
+    return SymmetryCheck(ok, diff, len(a), atol, rtol)
+
+
+def _outputs(m: nn.Module, example_input: Any) -> list[torch.Tensor]:
+    from weightzoo.zoo.arch.example_inputs import example_inputs
+
+    args, kwargs = example_inputs(m, example_input, None)
+    training = {x: x.training for x in m.modules()}
+    m.eval()
+    try:
+        with torch.no_grad():
+            out = m(*args, **kwargs)
+    finally:
+        for x, flag in training.items():
+            x.train(flag)
+    flat: list[torch.Tensor] = []
+
+    def walk(o: Any, depth: int = 0) -> None:
+        if isinstance(o, torch.Tensor):
+            if o.is_floating_point():
+                flat.append(o.detach().to(torch.float64))
+        elif depth < 6 and isinstance(o, Mapping):
+            for v in o.values():
+                walk(v, depth + 1)
+        elif depth < 6 and isinstance(o, list | tuple):
+            for v in o:
+                walk(v, depth + 1)
+
+    walk(out)
+    return flat
+
+
+__all__ = ["SymmetryCheck", "SymmetryGroup", "apply_recorded_permutation", "check_symmetry", "permute_recorded",
+           "recorded_layout", "symmetry_groups"]
