@@ -173,6 +173,7 @@ def _report(args: argparse.Namespace, pool: ArchitecturePool, out: Path, t_all: 
     zs: dict[str, dict[str, list[float]]] = {}
     ft: dict[int, dict[str, list[float]]] = {}
     seconds: dict[str, dict[str, float]] = {}
+    seed_means: dict[str, dict[str, list[float]]] = {}  # "zero:split" / "ft:budget" -> method -> per-seed means
     for seed in args.seeds:
         ev = json.loads((out / f"seed-{seed}" / "eval.json").read_text())
         metrics = json.loads((out / f"seed-{seed}" / "metrics.json").read_text())
@@ -182,31 +183,43 @@ def _report(args: argparse.Namespace, pool: ArchitecturePool, out: Path, t_all: 
         for split, methods in ev["zero_shot"].items():
             for m, v in methods.items():
                 zs.setdefault(split, {}).setdefault(m, []).extend(v)
+                if v:
+                    seed_means.setdefault(f"zero:{split}", {}).setdefault(m, []).append(float(np.mean(v)))
         for b, methods in ev["finetune"].items():
             for m, v in methods.items():
                 ft.setdefault(int(b), {}).setdefault(m, []).extend(v)
+                if v:
+                    seed_means.setdefault(f"ft:{b}", {}).setdefault(m, []).append(float(np.mean(v)))
     budgets = sorted(ft)
     results = {
         "command": "docs/experiments/hyper_digits.py " + " ".join(f"{k}={v}" for k, v in vars(args).items()),
         "pool": pool.source, "seconds": seconds,
         "zero_shot": {s: {"per_arch": v, "compare": compare(v, "ghn")} for s, v in zs.items()},
         "finetune": {str(b): {"per_arch": v, "compare": compare(v, "ghn")} for b, v in ft.items()},
+        "seed_means": seed_means,
     }
+
+    def cell(key: str, m: str, values: list[float]) -> str:
+        per_seed = seed_means.get(key, {}).get(m, [])
+        return f"{np.mean(per_seed):.3f} ± {np.std(per_seed):.3f} (med {np.median(values):.3f})"
     (out / "results.json").write_text(json.dumps(results, indent=1))
     print(f"\n| split | n | {' | '.join(zs['test'])} | GHN − best baseline (95 % CI) |")
     for split, v in zs.items():
         c = compare(v, "ghn")
         if not v.get("ghn"):
             continue
-        cells = " | ".join(f"{c[m]['mean']:.3f} ± {c[m]['std']:.3f}" for m in v)
+        cells = " | ".join(cell(f"zero:{split}", m, v[m]) for m in v)
         d = c.get("difference_to_best", {})
         print(f"| {split} | {len(v['ghn'])} | {cells} | {d.get('mean', float('nan')):+.3f} "
               f"[{d.get('lo', float('nan')):+.3f}, {d.get('hi', float('nan')):+.3f}] vs {c.get('best_baseline')} |")
     for b, v in ft.items():
         c = compare(v, "ghn")
         w = c.get("wins_against_best", {})
-        print(f"finetune {b} steps: " + ", ".join(f"{m} {c[m]['mean']:.3f}±{c[m]['std']:.3f}" for m in v)
-              + f"; ghn vs {c.get('best_baseline')}: {w}")
+        d = c.get("difference_to_best", {})
+        print(f"| {b} | {len(v['ghn'])} | " + " | ".join(cell(f"ft:{b}", m, v[m]) for m in v)
+              + f" | {d.get('mean', float('nan')):+.3f} [{d.get('lo', float('nan')):+.3f}, "
+              f"{d.get('hi', float('nan')):+.3f}] vs {c.get('best_baseline')}, W/T/L {w.get('wins')}/{w.get('ties')}/"
+              f"{w.get('losses')} |")
     print(json.dumps(seconds))
     if args.figure:
         import matplotlib
