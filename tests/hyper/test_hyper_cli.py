@@ -97,3 +97,20 @@ def test_train_a_run_then_predict_with_its_best_seed(tmp_path: Path, capsys) -> 
     out = tmp_path / "p.safetensors"
     assert main(["hyper", "predict", "--ghn", str(run), "--arch", str(spec), "--out", str(out)]) == 0
     build_module(SPEC).load_state_dict(load_file(out), strict=True)
+
+
+@pytest.mark.slow
+def test_predict_a_hugging_face_config(tmp_path: Path, ghn_dir: Path) -> None:
+    pytest.importorskip("transformers")
+    config = {"architectures": ["BertModel"], "model_type": "bert", "hidden_size": 32, "num_hidden_layers": 2,
+              "num_attention_heads": 2, "intermediate_size": 64, "vocab_size": 100, "max_position_embeddings": 32}
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    out = tmp_path / "bert.safetensors"
+    assert main(["hyper", "predict", "--ghn", str(ghn_dir), "--arch", str(tmp_path / "config.json"),
+                 "--out", str(out)]) == 0
+    from weightzoo.zoo.arch import hf_spec
+
+    model = build_module(hf_spec(config))
+    state = load_file(out)
+    model.load_state_dict(state, strict=True)
+    assert not torch.equal(state["embeddings.word_embeddings.weight"], torch.zeros(100, 32))
