@@ -162,3 +162,15 @@ def test_transformers_families_permute_and_preserve(family: str) -> None:
     perms = _identity(layout)
     perms[outs[0].index] = torch.roll(torch.arange(outs[0].size), 1)
     assert not check_symmetry(m, _permuted(m, layout, perms), x).preserved  # negative control
+
+
+@pytest.mark.parametrize("name", ["resnet", "densenet", "convnext", "unet"])
+def test_align_recovers_a_permuted_copy(name: str) -> None:
+    from weightzoo.zoo.symmetry import align
+
+    m, x = _BUILT[name]
+    p = permute_hidden(m, torch.Generator().manual_seed(5), example_input=x)
+    assert any(not torch.equal(v, p.state_dict()[k]) for k, v in m.state_dict().items())
+    aligned, _ = align(m, p, example_input=x)
+    assert all(torch.equal(v, aligned.state_dict()[k]) for k, v in m.state_dict().items()), name
+    assert check_symmetry(m, aligned, x).preserved
