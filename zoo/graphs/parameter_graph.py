@@ -141,8 +141,9 @@ def _take(edge_attr: torch.Tensor, node_values: torch.Tensor, layout: Layout, s:
     return node_values[g.start: g.start + g.size, s.column]
 
 
-def _needs_module(spec: Mapping[str, Any]) -> bool:
-    """Specs whose graph comes from recording the rebuilt module (no layout from the spec alone)."""
+def needs_recording(spec: Mapping[str, Any]) -> bool:
+    """True for specs whose graph comes from recording the rebuilt module (class references, ``transformers``
+    families without a fast path): no layout follows from the spec alone."""
     from weightzoo.zoo.arch import CLASS_FORMAT
 
     from .hf_families import FAMILIES
@@ -224,7 +225,7 @@ class ParameterGraph:
                 with more edges; :func:`~weightzoo.zoo.graphs.sampled_view` and
                 :func:`~weightzoo.zoo.graphs.layer_views` give bounded views of such models instead.
         """
-        if _needs_module(spec):  # a class reference, or a transformers family without a fast path
+        if needs_recording(spec):  # a class reference, or a transformers family without a fast path
             return cls._from_rebuilt(spec, state_dict, max_kernel=max_kernel, strict=strict, metadata=metadata)
         transformer = is_transformer_spec(spec)
         mk = _max_kernel(max_kernel if max_kernel is not None
@@ -552,4 +553,4 @@ class ParameterGraph:
 
 
 __all__ = ["DEFAULT_MAX_KERNEL", "GRAPH_FORMAT", "NETWORKX_LIMIT", "TRANSFORMER_MAX_KERNEL", "ParameterGraph",
-           "is_transformer_spec"]
+           "is_transformer_spec", "needs_recording"]

@@ -96,3 +96,30 @@ def test_ingested_class_module_rebuilds_and_graphs(user_pkg, tmp_path, capsys) -
     g = ParameterGraph.load(out)
     sd = g.to_state_dict()
     assert all(torch.equal(sd[k], v) for k, v in net.state_dict().items())
+
+
+def test_merge_align_of_differently_initialised_models(user_pkg, tmp_path, capsys) -> None:
+    """Two permuted copies of one class-based model: a plain mean differs from the model, --align recovers it."""
+    from safetensors.torch import load_file
+    from userpkg_am.nets import Net
+
+    from weightzoo.analysis import merge
+    from weightzoo.zoo.store import Zoo
+    from weightzoo.zoo.symmetry import permute_hidden
+
+    torch.manual_seed(0)
+    net = Net().eval()
+    x = torch.randn(2, 3, 8, 8)
+    perm = permute_hidden(net, torch.Generator().manual_seed(1), example_input=x)
+    with Zoo.open(tmp_path / "zoo") as z:
+        z.ingest(net, name="a")
+        z.ingest(perm, name="b")
+    plain = merge("mean", ["a", "b"], zoo=tmp_path / "zoo")
+    assert not all(torch.equal(plain[k], v) for k, v in net.state_dict().items())
+    out = tmp_path / "m.safetensors"
+    assert main(["merge", "--method", "mean", "--models", "a", "b", "--align", "--zoo", str(tmp_path / "zoo"),
+                 "--out", str(out)]) == 0
+    merged = load_file(str(out))
+    for k, v in net.state_dict().items():
+        if v.is_floating_point():
+            assert torch.allclose(merged[k], v, atol=1e-6), k
