@@ -174,3 +174,16 @@ def test_align_recovers_a_permuted_copy(name: str) -> None:
     aligned, _ = align(m, p, example_input=x)
     assert all(torch.equal(v, aligned.state_dict()[k]) for k, v in m.state_dict().items()), name
     assert check_symmetry(m, aligned, x).preserved
+
+
+def test_sign_and_scale_refuse_recorded_modules() -> None:
+    from weightzoo.errors import UnsupportedLayerError
+    from weightzoo.zoo.symmetry import flip_signs, scale
+
+    m, x = _BUILT["mlp_class"]
+    spec = ParameterGraph.from_module(m, x).spec
+    for fn in (flip_signs, scale):
+        with pytest.raises(UnsupportedLayerError):
+            fn(m)
+        with pytest.raises(UnsupportedLayerError, match="permute_hidden and align"):
+            fn(m.state_dict(), spec=spec)
