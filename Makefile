@@ -26,7 +26,7 @@ $(LINKED): $(STAMP) $(SOURCES)
 install: $(LINKED)
 
 demo: $(LINKED)
-	$(BIN)/weightzoo demo --zoo ./demo-zoo
+	$(BIN)/weightzoo demo --out ./demo-out
 
 test: $(LINKED)
 	$(BIN)/pytest --import-mode=importlib tests

@@ -3,7 +3,7 @@
     >>> from weightzoo.datasets import build                                   # doctest: +SKIP
     >>> build("digits-cnn", "my-zoo", size=200, seed=0)                        # doctest: +SKIP
 
-Datasets: ``digits-cnn``, ``digits-cnn-wild``, ``digits-inr``, ``digits-lineage``, ``archs`` (see
+Datasets: ``digits-cnn``, ``digits-cnn-wild``, ``digits-mlp``, ``digits-inr``, ``digits-lineage``, ``archs`` (see
 docs/datasets.md). Importers: :func:`import_small_cnn_zoo`, :func:`import_model_zoo`,
 :func:`import_inr_folder`. Names resolve lazily, so importing this package does not import torch.
 """

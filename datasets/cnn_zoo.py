@@ -25,6 +25,12 @@ fixed halves of the test images), the hyperparameters, ``network``, ``split`` an
 each a conv or a residual block (two convs, identity or 1×1-projection shortcut; the last two stages
 stride 2), widths from {8, 12, 16, 24, 32}, one kernel size per network from {3, 5, 7}, batch norm with
 probability 0.3.
+
+**Trajectories** (``trajectory_every=K``, ``--trajectory-every K``; both builders and ``digits-mlp``):
+the parameters are also stored every K optimizer steps (step 0 = the initialisation) as
+``<dataset>/<network>-s<step>`` with ``trajectory_step`` in their metadata, each linked to the previous
+snapshot by a ``checkpoint-of`` lineage edge; tensors are deduplicated like every other checkpoint.
+These dense trajectories are the training set of the nowcasters (:mod:`weightzoo.hyper.nowcast`).
 """
 
 from __future__ import annotations
@@ -148,7 +154,12 @@ def init_weights(model: nn.Module, w_init: str, init_std: float | None, generato
 
 
 def train_network(unit: WorkUnit) -> UnitResult:
-    """Train one CNN with its sampled hyperparameters and measure every checkpoint (a work-unit function)."""
+    """Train one CNN with its sampled hyperparameters and measure every checkpoint (a work-unit function).
+
+    With ``trajectory`` in the unit's params (``{step: name}``), the parameters are also snapshotted after
+    those optimizer steps (step 0 = the initialisation); each snapshot carries ``trajectory_step`` and is
+    linked to the previous one by a ``checkpoint-of`` lineage edge.
+    """
     from weightzoo.zoo.arch import build_module
 
     from .digits import digits_split, make_optimizer, measure, numpy_state, train_epoch
@@ -165,11 +176,33 @@ def train_network(unit: WorkUnit) -> UnitResult:
     x, y = data.x_train[sub], data.y_train[sub]
     opt = make_optimizer(hp["optimizer"], list(model.parameters()), hp["learning_rate"], hp["l2reg"])
     items = []
+    lineage: list[tuple[str, str, str]] = []
+    trajectory: dict[int, str] = dict(p.get("trajectory") or {})
+    steps = [0]
+    previous: list[str] = []
+
+    def snapshot() -> None:
+        name = trajectory.get(steps[0])
+        if name is None:
+            return
+        md = {"dataset": p["dataset"], "network": p["index"], "trajectory_step": steps[0], "seed": seed,
+              "split": p["split"], "final": False, "train_images": n_sub, **hp, **p.get("arch", {})}
+        items.append(ModelItem(name, numpy_state(model), spec, md))
+        if previous:
+            lineage.append((name, previous[0], "checkpoint-of"))
+        previous[:] = [name]
+
+    def on_step() -> None:
+        steps[0] += 1
+        snapshot()
+
+    snapshot()
     epochs = list(p["epochs"])
     done = 0
     for epoch, name in zip(epochs, p["names"]):
         while done < epoch:
-            train_epoch(model, opt, x, y, batch_size=hp["batch_size"], generator=gen)
+            train_epoch(model, opt, x, y, batch_size=hp["batch_size"], generator=gen,
+                        on_step=on_step if trajectory else None)
             done += 1
         tr = measure(model, data.x_train, data.y_train)
         te = measure(model, data.x_test, data.y_test)
@@ -178,7 +211,16 @@ def train_network(unit: WorkUnit) -> UnitResult:
               "test_accuracy": te["accuracy"], "test_loss": te["loss"], "test_accuracy_a": te["accuracy_a"],
               "test_accuracy_b": te["accuracy_b"], "train_images": n_sub, **hp, **p.get("arch", {})}
         items.append(ModelItem(name, numpy_state(model), spec, md))
-    return UnitResult(unit.key, items)
+    return UnitResult(unit.key, items, lineage)
+
+
+def trajectory_steps(hp: dict[str, Any], epochs: int, every: int) -> list[int]:
+    """The optimizer steps a trajectory of ``epochs`` epochs snapshots every ``every`` steps (0 included)."""
+    from .digits import N_IMAGES, N_TEST
+
+    n_sub = max(hp["batch_size"], int(round(hp["train_fraction"] * (N_IMAGES - N_TEST))))
+    total = epochs * math.ceil(n_sub / hp["batch_size"])
+    return list(range(0, total + 1, every))
 
 
 class DigitsCNNBuilder(DatasetBuilder):
@@ -188,16 +230,20 @@ class DigitsCNNBuilder(DatasetBuilder):
     recipe_version = 1
     default_size = 2000
 
-    def __init__(self, epochs: tuple[int, ...] = EPOCHS) -> None:
+    def __init__(self, epochs: tuple[int, ...] = EPOCHS, trajectory_every: int | None = None) -> None:
         if not epochs or list(epochs) != sorted(set(epochs)) or epochs[0] < 0:
             raise ValueError(f"{type(self).__name__}: epochs must be increasing non-negative ints, got {epochs!r}")
+        if trajectory_every is not None and (not isinstance(trajectory_every, int) or trajectory_every < 1):
+            raise ValueError(f"{type(self).__name__}: trajectory_every must be an int >= 1, got {trajectory_every!r}")
         self.epochs = tuple(int(e) for e in epochs)
+        self.trajectory_every = trajectory_every
 
     def recipe(self) -> dict[str, Any]:
         return {"epochs": list(self.epochs), "activations": list(ACTIVATIONS), "w_inits": list(W_INITS),
                 "optimizers": {k: list(v) for k, v in LR_RANGES.items()}, "init_std": [0.02, 0.5],
                 "dropout": [0.0, 0.5], "l2reg": [1e-6, 1e-2], "train_fraction": [0.1, 1.0], "batch_size": 32,
-                "architecture": self._arch_note()}
+                "architecture": self._arch_note(),
+                **({"trajectory_every": self.trajectory_every} if self.trajectory_every else {})}
 
     def _arch_note(self) -> str:
         return "conv3x3(1-8)-conv3x3s2(8-16)-conv3x3s2(16-16)-gap-linear(16-10)"
@@ -214,9 +260,14 @@ class DigitsCNNBuilder(DatasetBuilder):
             hp = sample_hyperparameters(rng)
             spec, arch = self._arch(rng, hp)
             names = tuple(f"{self.name}/{key}-e{e:02d}" for e in self.epochs)
+            trajectory = {s: f"{self.name}/{key}-s{s:05d}"
+                          for s in trajectory_steps(hp, self.epochs[-1], self.trajectory_every)
+                          } if self.trajectory_every else {}
             params = {"dataset": self.name, "index": i, "seed": net_seed, "hyperparameters": hp, "spec": spec,
-                      "arch": arch, "epochs": self.epochs, "names": names, "split": self.split_of(seed, key)}
-            out.append(WorkUnit(key, train_network, {key: names}, (names[-1],), params))
+                      "arch": arch, "epochs": self.epochs, "names": names, "split": self.split_of(seed, key),
+                      "trajectory": trajectory}
+            group = names + tuple(trajectory.values())
+            out.append(WorkUnit(key, train_network, {key: group}, (names[-1],), params))
         return out
 
     def summarize(self, final: list[Any]) -> dict[str, Any]:
@@ -241,4 +292,4 @@ class DigitsCNNWildBuilder(DigitsCNNBuilder):
 
 
 __all__ = ["ACTIVATIONS", "CHANCE", "DigitsCNNBuilder", "DigitsCNNWildBuilder", "EPOCHS", "OPTIMIZERS", "W_INITS",
-           "cnn_spec", "init_weights", "sample_hyperparameters", "sample_wild_arch", "train_network"]
+           "cnn_spec", "init_weights", "sample_hyperparameters", "sample_wild_arch", "train_network", "trajectory_steps"]

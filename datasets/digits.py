@@ -10,6 +10,7 @@ in the permuted order) so every label is measured twice, independently, for spli
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -87,8 +88,11 @@ def make_optimizer(name: str, params: list[torch.nn.Parameter], lr: float, weigh
 
 
 def train_epoch(model: nn.Module, opt: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor, *,
-                batch_size: int, generator: torch.Generator) -> None:
-    """One epoch of minibatch cross-entropy training (shuffled with ``generator``)."""
+                batch_size: int, generator: torch.Generator, on_step: Callable[[], None] | None = None) -> None:
+    """One epoch of minibatch cross-entropy training (shuffled with ``generator``).
+
+    ``on_step`` is called after every optimizer step (trajectory recording).
+    """
     model.train()
     perm = torch.randperm(len(y), generator=generator)
     for i in range(0, len(y), batch_size):
@@ -97,6 +101,8 @@ def train_epoch(model: nn.Module, opt: torch.optim.Optimizer, x: torch.Tensor, y
         loss = nn.functional.cross_entropy(model(x[b]), y[b])
         loss.backward()
         opt.step()
+        if on_step is not None:
+            on_step()
 
 
 def numpy_state(model: nn.Module) -> dict[str, np.ndarray]:

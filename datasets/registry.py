@@ -15,12 +15,13 @@ def _classes() -> dict[str, type[DatasetBuilder]]:
     from .cnn_zoo import DigitsCNNBuilder, DigitsCNNWildBuilder
     from .inr import DigitsINRBuilder
     from .lineage import DigitsLineageBuilder
+    from .mlp_zoo import DigitsMLPBuilder
 
-    return {c.name: c for c in (DigitsCNNBuilder, DigitsCNNWildBuilder, DigitsINRBuilder, DigitsLineageBuilder,
-                                ArchsBuilder)}
+    return {c.name: c for c in (DigitsCNNBuilder, DigitsCNNWildBuilder, DigitsMLPBuilder, DigitsINRBuilder,
+                                DigitsLineageBuilder, ArchsBuilder)}
 
 
-DATASETS: tuple[str, ...] = ("digits-cnn", "digits-cnn-wild", "digits-inr", "digits-lineage", "archs")
+DATASETS: tuple[str, ...] = ("digits-cnn", "digits-cnn-wild", "digits-mlp", "digits-inr", "digits-lineage", "archs")
 
 
 def get_builder(name: str, **options: Any) -> DatasetBuilder:

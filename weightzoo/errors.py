@@ -42,6 +42,10 @@ class NoWeightsError(CheckpointError, FileNotFoundError):
     """A path (file or folder) holds no weights weightzoo can read."""
 
 
+class CheckpointReadError(CheckpointError, OSError):
+    """A checkpoint path exists but cannot be read (permission denied, a symlink loop, an I/O error)."""
+
+
 # --- the zoo store -----------------------------------------------------------------------------------
 
 
@@ -114,6 +118,21 @@ class StorageError(ZooError, OSError):
     """Writing to the zoo failed (disk full, permissions); the zoo is left as it was."""
 
 
+class ZooReadOnlyError(StorageError, PermissionError):
+    """The zoo is read-only for this user: reads work, writes (ingest, rm, gc, repair) are refused."""
+
+
+class TensorCorruptError(ZooCorruptError):
+    """A stored tensor's bytes do not match their content hash (a damaged pack); nothing was returned."""
+
+    def __init__(self, model: str, tensor: str, pack: str, reason: str = "bytes do not match their hash") -> None:
+        self.model = model
+        self.tensor = tensor
+        self.pack = pack
+        super().__init__(f"model {model!r}, tensor {tensor!r} (pack {pack}): {reason}; the pack is damaged — "
+                         "run `weightzoo verify --repair`, then re-ingest the model to restore it")
+
+
 class AmbiguousModelError(WeightzooError, ValueError):
     """A MODEL argument names both an existing path and a zoo model."""
 
@@ -170,6 +189,15 @@ class ComputeGraphError(WeightzooError, ValueError):
         super().__init__(reason)
 
 
+class HyperNetworkError(WeightzooError, ValueError):
+    """A graph hypernetwork cannot predict (part of) a module: the modules it cannot cover are named in
+    ``modules`` (path → reason), or a GHN checkpoint/run folder is not one."""
+
+    def __init__(self, reason: str, *, modules: dict[str, str] | None = None) -> None:
+        self.modules = dict(modules or {})
+        super().__init__(reason)
+
+
 class GraphTooLargeError(WeightzooError, ValueError):
     """A graph is too large for the requested representation (e.g. networkx) without ``force=True``."""
 
@@ -192,6 +220,10 @@ class FilterAnalysisError(AnalysisError):
 
 class StatsError(AnalysisError):
     """Weight statistics were asked of something that has none (no tensors, bad option)."""
+
+
+class RetrievalError(AnalysisError):
+    """Architecture retrieval cannot answer: an index built by another encoder, a missing index, a bad query."""
 
 
 class DatasetError(WeightzooError, ValueError):
@@ -228,21 +260,25 @@ __all__ = [
     "FilterAnalysisError",
     "StatsError",
     "CheckpointError",
+    "CheckpointReadError",
     "ComputeGraphError",
     "ConfigError",
     "HeaderTooLargeError",
     "TruncatedResponseError",
     "HubError",
     "GraphTooLargeError",
+    "HyperNetworkError",
     "InvalidNameError",
     "InvalidOptionError",
     "KernelTooLargeError",
     "ModelExistsError",
     "ModelNotFoundError",
     "NoWeightsError",
+    "RetrievalError",
     "ShapeMismatchError",
     "SpecError",
     "StorageError",
+    "TensorCorruptError",
     "TensorNotFoundError",
     "UnsafeCheckpointError",
     "UnsupportedFormatError",
@@ -252,4 +288,5 @@ __all__ = [
     "ZooCorruptError",
     "ZooError",
     "ZooNotFoundError",
+    "ZooReadOnlyError",
 ]

@@ -59,7 +59,8 @@ def test_rm_gc_lineage(tmp_path: Path, capsys) -> None:
         assert main(["ingest", str(tmp_path / f"m{i}.safetensors"), "--zoo", zoo]) == 0
     capsys.readouterr()
     rc, out, _ = run("lineage", "m1", "--zoo", zoo, "--add-parent", "m0", "--json", capsys=capsys)
-    assert json.loads(out) == [{"child": "m1", "parent": "m0", "relation": "finetune", "evidence": None}]
+    assert json.loads(out) == [{"child": "m1", "parent": "m0", "relation": "finetune", "evidence": None,
+                                "source": "declared", "confidence": None}]
     rc, out, _ = run("lineage", "m0", "--zoo", zoo, capsys=capsys)
     assert "m1" in out
     assert run("rm", "m0", "--zoo", zoo, capsys=capsys)[0] == 0
@@ -97,7 +98,10 @@ def test_ambiguous_model_argument(tmp_path: Path, monkeypatch, capsys) -> None:
 @pytest.mark.slow
 def test_demo_runs_end_to_end(tmp_path: Path, minilm_dir: Path) -> None:
     cache = minilm_dir.parent  # the snapshot is already cached there: no second download
-    res = subprocess.run([str(EXE), "demo", "--zoo", str(tmp_path / "demo-zoo"), "--cache", str(cache)],
-                         capture_output=True, text=True, cwd="/", timeout=300)
+    res = subprocess.run([str(EXE), "demo", "--out", str(tmp_path / "demo"), "--cache", str(cache), "--quick"],
+                         capture_output=True, text=True, cwd="/", timeout=600)
     assert res.returncode == 0, res.stderr
     assert "clean" in res.stdout and "all-MiniLM-L6-v2" in res.stdout and "digits-cnn" in res.stdout
+    assert "2 lineage edges from cards" in res.stdout and "unchanged: True" in res.stdout
+    report = (tmp_path / "demo" / "report.html").read_text()
+    assert report.count("data:image/png;base64,") >= 5

@@ -18,15 +18,18 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     dsub = p.add_subparsers(dest="datasets_command", metavar="SUBCOMMAND")
 
     b = dsub.add_parser("build", help="build (or resume) a dataset into a zoo")
-    b.add_argument("name", metavar="NAME", help="digits-cnn, digits-cnn-wild, digits-inr, digits-lineage or archs")
+    b.add_argument("name", metavar="NAME", help="digits-cnn, digits-cnn-wild, digits-mlp, digits-inr, digits-lineage or archs")
     add_zoo(b, required=True)
     b.add_argument("--size", type=int, default=None, help="networks / images / trees / architectures "
                    "(default: the dataset's default size)")
     b.add_argument("--seed", type=int, default=0, help="zoo seed (default 0)")
     b.add_argument("--workers", type=int, default=None, help="processes (default: all cores; 1 = in-process)")
     b.add_argument("--epochs", type=str, default=None,
-                   help="digits-cnn(-wild): checkpoint epochs, comma-separated (default 0,1,2,4,8,12); "
+                   help="digits-cnn(-wild), digits-mlp: checkpoint epochs, comma-separated (default 0,1,2,4,8,12); "
                    "archs: training epochs of the trained fraction (default 2)")
+    b.add_argument("--trajectory-every", type=int, default=None, metavar="K",
+                   help="digits-cnn(-wild), digits-mlp: also store the parameters every K optimizer steps "
+                   "(dense trajectories for nowcasting)")
     b.add_argument("--fits", type=int, default=None, help="digits-inr: fits per image (default 10)")
     b.add_argument("--resolution", type=int, choices=(16, 28), default=None, help="digits-inr: 16 or 28 (default 16)")
     b.add_argument("--target-psnr", type=float, default=None, help="digits-inr: target PSNR in dB (default 40)")
@@ -62,7 +65,7 @@ def _options(args: argparse.Namespace) -> dict[str, Any]:
         except ValueError as exc:
             raise InvalidOptionError(f"--epochs: expected comma-separated integers, got {args.epochs!r}") from exc
         opts["epochs"] = epochs[0] if args.name == "archs" and len(epochs) == 1 else epochs
-    for key in ("fits", "resolution", "target_psnr", "trained_fraction"):
+    for key in ("fits", "resolution", "target_psnr", "trained_fraction", "trajectory_every"):
         if getattr(args, key) is not None:
             opts[key] = getattr(args, key)
     if args.shared_init:

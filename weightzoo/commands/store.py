@@ -1,4 +1,4 @@
-"""Store commands: ingest, ls, show, export, rm, gc, verify, lineage."""
+"""Store commands: ingest, ls, show, export, rm, gc, verify (``lineage`` lives in :mod:`.lineage`)."""
 
 from __future__ import annotations
 
@@ -65,15 +65,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_json(p)
     p.set_defaults(func=_verify)
 
-    p = sub.add_parser("lineage", help="print a model's ancestors and descendants")
-    p.add_argument("model", metavar="MODEL")
-    add_zoo(p, required=True)
-    p.add_argument("--direction", choices=["up", "down", "both"], default="both")
-    p.add_argument("--add-parent", metavar="PARENT", help="record PARENT as a parent of MODEL")
-    p.add_argument("--relation", default="finetune", help="relation for --add-parent (finetune, adapter, merge, quantized)")
-    add_json(p)
-    p.set_defaults(func=_lineage)
-
 
 def _size(text: str) -> int:
     from weightzoo.zoo.formats.writer import parse_size
@@ -94,6 +85,8 @@ def _parse_kv(pairs: list[str], what: str) -> dict[str, Any]:
             out[key] = json.loads(value)
         except json.JSONDecodeError:
             out[key] = value
+        except RecursionError:
+            raise InvalidOptionError(f"{what} {key[:40]!r}: the JSON value is nested too deeply") from None
     return out
 
 
@@ -164,7 +157,8 @@ def _show(args: argparse.Namespace) -> int:
     for k, v in rec.metadata.items():
         print(f"  meta {k}: {json.dumps(v)}")
     for e in lineage:
-        print(f"  lineage: {e['child']} <-{e['relation']}- {e['parent']}")
+        conf = f" {e['confidence']:.2f}" if e.get("confidence") is not None else ""
+        print(f"  lineage: {e['child']} <-{e['relation']}- {e['parent']} [{e['source']}{conf}]")
     shown = tensors if args.tensors else tensors[:10]
     print(f"  {len(tensors)} tensors:")
     for t in shown:
@@ -178,9 +172,11 @@ def _show(args: argparse.Namespace) -> int:
 def _export(args: argparse.Namespace) -> int:
     from weightzoo.zoo.formats.writer import save_state_dict
 
-    with _open(args) as zoo:
+    # One catalogue snapshot for the whole export (a concurrent --replace cannot mix two revisions), and
+    # every tensor checked against its hash (damaged bytes never leave the zoo silently).
+    with _open(args) as zoo, zoo.read_snapshot():
         rec = zoo.model(args.model)
-        files = save_state_dict(zoo.state_dict(rec.ref), args.out, max_shard_bytes=args.max_shard_size,
+        files = save_state_dict(zoo.state_dict(rec.ref, verify=True), args.out, max_shard_bytes=args.max_shard_size,
                                 metadata={"weightzoo.model": rec.ref})
     if args.json:
         print_json({"model": rec.ref, "files": [str(f) for f in files]})
@@ -224,18 +220,3 @@ def _verify(args: argparse.Namespace) -> int:
                 print(f"  {label}: {x}")
         print("clean" if rep.clean else "CORRUPT")
     return 0 if rep.clean else 1
-
-
-def _lineage(args: argparse.Namespace) -> int:
-    with _open(args) as zoo:
-        if args.add_parent:
-            zoo.add_lineage(args.model, args.add_parent, args.relation)
-        edges = zoo.lineage(args.model, direction=args.direction)
-    if args.json:
-        print_json(edges)
-        return 0
-    if not edges:
-        print(f"{args.model}: no lineage recorded")
-    for e in edges:
-        print(f"{e['child']}  --{e['relation']}-->  {e['parent']}")
-    return 0

@@ -7,19 +7,21 @@ What is read and what is refused (and why) is written down in ``docs/formats.md`
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from weightzoo.errors import NoWeightsError, UnsupportedFormatError
+from weightzoo.errors import UnsupportedFormatError, WeightzooError
 
 from .base import Checkpoint, TensorInfo
 from .memory import TensorDictCheckpoint, from_module, from_state_dict
+from .paths import check_input_path, read_error
 from .safetensors import MAX_HEADER_BYTES, SafetensorsCheckpoint, parse_header
 from .sharded import ShardedCheckpoint, open_sharded
-from .snapshot import open_snapshot
+from .snapshot import MAX_CONFIG_BYTES, open_snapshot
 from .sniff import JSON, SAFETENSORS, sniff_format
 from .torch_pickle import (
     MAX_LEGACY_BYTES,
@@ -68,10 +70,11 @@ def open_checkpoint(source: Any, *, allow_pickle: bool = True, max_header_bytes:
     if not isinstance(source, str | os.PathLike):
         raise UnsupportedFormatError(None, f"cannot read weights from a {type(source).__name__}")
     path = Path(source)
-    if not path.exists():
-        raise NoWeightsError(path, "no such file or folder")
+    st = check_input_path(path, "file or folder")
 
     def open_file(p: Path, root: Path | None = None, *, allow_index: bool = True) -> Checkpoint:
+        if not stat.S_ISREG(check_input_path(p).st_mode):
+            raise UnsupportedFormatError(p, "is a folder, not a checkpoint file")
         fmt = sniff_format(p)
         if fmt == JSON:
             if not (allow_index and p.name.endswith(".index.json")):
@@ -84,10 +87,15 @@ def open_checkpoint(source: Any, *, allow_pickle: bool = True, max_header_bytes:
             raise UnsupportedFormatError(p, f"{fmt} is a pickle-based format and allow_pickle=False")
         return load_torch_file(p, fmt, max_legacy_bytes=max_legacy_bytes, max_members=max_zip_members)
 
-    if path.is_dir():
-        return open_snapshot(path, lambda p, root: open_file(p, root), allow_pickle=allow_pickle,
-                             max_config_bytes=max_header_bytes)
-    return open_file(path)
+    try:
+        if stat.S_ISDIR(st.st_mode):
+            return open_snapshot(path, lambda p, root: open_file(p, root), allow_pickle=allow_pickle,
+                                 max_config_bytes=min(max_header_bytes, MAX_CONFIG_BYTES))
+        return open_file(path)
+    except WeightzooError:
+        raise
+    except OSError as exc:  # permission denied half-way, a loop inside a snapshot, an I/O error
+        raise read_error(getattr(exc, "filename", None) or path, exc) from None
 
 
 __all__ = [

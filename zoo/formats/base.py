@@ -18,6 +18,39 @@ import torch
 
 from .dtypes import dtype_from_code, tensor_from_bytes
 
+#: Most dimensions a tensor may have (torch's and numpy's limit; HDF5 stores at most 32, see the packs).
+MAX_RANK = 64
+#: Largest dimension, element count and byte size (torch sizes are int64: ``[2**64, 0]`` has 0 elements
+#: but cannot be built, so it would ingest and then fail every export).
+MAX_EXTENT = 2**63 - 1
+
+
+def shape_problem(shape: tuple[int, ...] | list[int], itemsize: int) -> str | None:
+    """Why a declared shape cannot be a tensor here, or ``None``: rank above :data:`MAX_RANK`, a dimension
+    (zero-element tensors included) or the byte size above :data:`MAX_EXTENT`."""
+    if len(shape) > MAX_RANK:
+        return f"rank {len(shape)} exceeds the limit of {MAX_RANK} dimensions"
+    if any(d > MAX_EXTENT for d in shape):
+        return f"a dimension of shape {list(shape)[:8]} exceeds 2**63 - 1 (torch sizes are int64)"
+    if math.prod(shape) * itemsize > MAX_EXTENT:
+        return f"shape {list(shape)[:8]} declares more than 2**63 - 1 bytes"
+    return None
+
+
+def name_problem(name: str) -> str | None:
+    """Why a tensor name cannot be stored, or ``None``. Names are opaque strings, stored and exported
+    byte for byte ('/', '..', empty and Unicode normalisation twins included: they never become paths), but a
+    NUL (C readers of the name would cut it short, so two names could alias) and a lone surrogate (not
+    Unicode: SQLite cannot encode it) are refused."""
+    if "\x00" in name:
+        return "tensor name contains a NUL character"
+    if not name.isascii():
+        try:
+            name.encode("utf-8")
+        except UnicodeEncodeError:
+            return "tensor name is not valid Unicode (a lone surrogate)"
+    return None
+
 
 @dataclass(frozen=True)
 class TensorInfo:
@@ -28,9 +61,22 @@ class TensorInfo:
     shape: tuple[int, ...]
 
     def __post_init__(self) -> None:
-        dtype_from_code(self.dtype)  # raises KeyError for unknown codes
+        dt = dtype_from_code(self.dtype)  # raises KeyError for unknown codes
         if any((not isinstance(d, int)) or d < 0 for d in self.shape):
             raise ValueError(f"tensor {self.name!r}: invalid shape {self.shape}")
+        problem = shape_problem(self.shape, dt.itemsize)
+        if problem:
+            raise ValueError(f"tensor {self.name!r}: {problem}")
+
+    @classmethod
+    def unchecked(cls, name: str, dtype: str, shape: tuple[int, ...]) -> TensorInfo:
+        """A record of values a caller has already validated (a parsed header, a catalogue row): skips
+        ``__post_init__``, which would otherwise dominate the cost of a million-tensor table."""
+        info = object.__new__(cls)
+        object.__setattr__(info, "name", name)
+        object.__setattr__(info, "dtype", dtype)
+        object.__setattr__(info, "shape", shape)
+        return info
 
     @property
     def numel(self) -> int:
@@ -170,4 +216,5 @@ class _CheckpointStateDict(LazyStateDict):
         return self._ckpt
 
 
-__all__ = ["Checkpoint", "LazyStateDict", "TensorInfo", "TensorTable"]
+__all__ = ["MAX_EXTENT", "MAX_RANK", "Checkpoint", "LazyStateDict", "TensorInfo", "TensorTable", "name_problem",
+           "shape_problem"]

@@ -91,6 +91,7 @@ def tensor_bytes(tensor: torch.Tensor) -> memoryview:
     t = tensor.detach()
     if t.device.type != "cpu":
         t = t.cpu()
+    t = t.resolve_conj().resolve_neg()  # a lazily conjugated (x.conj()) or negated view: its values, not its bits
     t = t.contiguous().reshape(-1)
     if t.dtype == torch.bool:
         t = t.view(torch.uint8)

@@ -15,15 +15,20 @@ import torch
 
 from weightzoo.errors import CheckpointError, NoWeightsError
 
-from .base import Checkpoint, TensorInfo
+from .base import Checkpoint, TensorInfo, name_problem
 from .dtypes import dtype_from_torch, tensor_bytes
 
 
 def tensor_info(name: str, tensor: torch.Tensor, path: str | os.PathLike[str] | None) -> TensorInfo:
     """The :class:`TensorInfo` of an in-memory tensor, refusing layouts and dtypes the zoo cannot store."""
+    problem = name_problem(name)
+    if problem:
+        raise CheckpointError(path, problem, tensor=name)
     if tensor.layout != torch.strided or tensor.is_quantized or tensor.is_meta or tensor.is_nested:
-        kind = "meta" if tensor.is_meta else "quantized" if tensor.is_quantized else str(tensor.layout)
-        raise CheckpointError(path, f"{kind} tensors are not supported (only dense strided tensors)", tensor=name)
+        kind = ("nested" if tensor.is_nested else "meta" if tensor.is_meta else "quantized" if tensor.is_quantized
+                else str(tensor.layout))
+        raise CheckpointError(path, f"{kind} tensors are not supported (only dense strided tensors; densify it "
+                              "with .to_dense() and save again)", tensor=name)
     try:
         code = dtype_from_torch(tensor.dtype).code
     except KeyError:
@@ -69,7 +74,8 @@ class TensorDictCheckpoint(Checkpoint):
 
     def read(self, name: str) -> torch.Tensor:
         """A contiguous CPU copy with the true dtype (never the caller's own tensor: writes cannot leak)."""
-        return self._get(name).cpu().clone(memory_format=torch.contiguous_format)
+        t = self._get(name).cpu().resolve_conj().resolve_neg()  # lazily conjugated/negated views: their values
+        return t.clone(memory_format=torch.contiguous_format)
 
     def close(self) -> None:
         self._tensors = None

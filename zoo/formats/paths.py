@@ -8,10 +8,57 @@ files the user never meant to hand over.
 
 from __future__ import annotations
 
+import errno
 import os
+import stat
 from pathlib import Path, PurePosixPath, PureWindowsPath
 
-from weightzoo.errors import UnsafeCheckpointError
+from weightzoo.errors import (
+    CheckpointReadError,
+    NoWeightsError,
+    UnsafeCheckpointError,
+    UnsupportedFormatError,
+)
+
+_SPECIAL = ((stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a character device"),
+            (stat.S_ISBLK, "a block device"))
+
+
+def read_error(path: str | os.PathLike[str], exc: OSError, what: str = "file") -> CheckpointReadError:
+    """The typed error for an ``OSError`` met while reading untrusted input (one line, no errno soup)."""
+    if exc.errno == errno.ELOOP:
+        reason = f"{what} is a symlink loop (too many levels of symbolic links)"
+    elif exc.errno in (errno.EACCES, errno.EPERM):
+        reason = f"{what} is not readable by this user (permission denied)"
+    else:
+        reason = f"cannot read {what}: {exc.strerror or exc}"
+    return CheckpointReadError(path, reason)
+
+
+def check_input_path(path: str | os.PathLike[str], what: str = "file") -> os.stat_result:
+    """``stat`` an input path (following symlinks) and refuse what must never be opened for reading.
+
+    A FIFO without a writer blocks ``open`` forever; ``/dev/zero`` never ends; a socket cannot be read. So
+    anything but a regular file or a folder is refused *before* it is opened.
+
+    Raises:
+        NoWeightsError: no such path (a dangling symlink included).
+        CheckpointReadError: a symlink loop, permission denied, an I/O error.
+        UnsupportedFormatError: a FIFO, socket or device.
+    """
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        raise NoWeightsError(path, f"no such {what}") from None
+    except (NotADirectoryError, ValueError) as exc:  # a file used as a folder; a NUL in the name
+        raise NoWeightsError(path, f"no such {what} ({exc})") from None
+    except OSError as exc:
+        raise read_error(path, exc, what) from None
+    for test, kind in _SPECIAL:
+        if test(st.st_mode):
+            raise UnsupportedFormatError(path, f"{what} is {kind}, not a regular file; refused before opening it "
+                                         "(reading it could block forever or never end)")
+    return st
 
 
 def allowed_root(folder: Path) -> Path:
@@ -58,4 +105,4 @@ def safe_member(folder: Path, name: str, *, root: Path | None = None, what: str 
     return candidate
 
 
-__all__ = ["allowed_root", "safe_member"]
+__all__ = ["allowed_root", "check_input_path", "read_error", "safe_member"]

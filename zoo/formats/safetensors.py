@@ -10,7 +10,8 @@ in this order (each failure is a :class:`~weightzoo.errors.CheckpointError` nami
 2. the header is UTF-8, well-formed JSON, an object, with no key twice (the ``safetensors`` library keeps
    the last of two equal names; we refuse them);
 3. ``__metadata__`` maps strings to strings; each entry has exactly ``dtype``, ``shape``, ``data_offsets``;
-   the dtype is a known code; the shape is non-negative integers; ``0 ≤ begin ≤ end ≤`` data length;
+   the dtype is a known code; the shape is at most 64 non-negative integers, each (and the byte size)
+   below 2**63; the name holds no NUL and is valid Unicode; ``0 ≤ begin ≤ end ≤`` data length;
 4. ``prod(shape) × itemsize = end − begin``;
 5. sorted by offset, the tensors tile the data section exactly: no holes, no overlaps, no trailing bytes.
 
@@ -20,24 +21,24 @@ Only then is the file mapped (``mmap``, read-only). :meth:`SafetensorsCheckpoint
 
 from __future__ import annotations
 
-import math
 import mmap
 import os
 import struct
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import BinaryIO
 
 from weightzoo.errors import CheckpointError, NoWeightsError
 
 from ._json import loads_strict
-from .base import Checkpoint, TensorInfo
+from .base import MAX_EXTENT, MAX_RANK, Checkpoint, TensorInfo, name_problem, shape_problem
 from .dtypes import CODES, dtype_from_code
 
 #: Default bound on the JSON header (the Hub client itself refuses headers above 25 MB).
 MAX_HEADER_BYTES = 100 * 2**20
 
 _ENTRY_KEYS = frozenset({"dtype", "shape", "data_offsets"})
+_ITEMSIZE = {code: dtype_from_code(code).itemsize for code in CODES}
 
 
 @dataclass(frozen=True)
@@ -49,10 +50,6 @@ class SafetensorsHeader:
     metadata: dict[str, str]
     data_start: int  # absolute file offset of the data section (8 + header length)
     data_length: int
-
-
-def _is_int(x: Any) -> bool:
-    return type(x) is int  # bool is an int subclass; JSON true is no offset
 
 
 def parse_header(f: BinaryIO, size: int, path: str | os.PathLike[str] | None,
@@ -76,7 +73,7 @@ def parse_header(f: BinaryIO, size: int, path: str | os.PathLike[str] | None,
         raise CheckpointError(path, f"truncated: header of {n} bytes, only {len(raw)} readable")
     if not raw.startswith(b"{"):
         raise CheckpointError(path, "header does not start with '{'")
-    doc = loads_strict(raw, path, "safetensors header")
+    doc = loads_strict(raw, path, "safetensors header", check_values=False)  # every value is checked below
     if not isinstance(doc, dict):
         raise CheckpointError(path, f"header is a JSON {type(doc).__name__}, not an object")
     data_start = 8 + n
@@ -90,17 +87,32 @@ def parse_header(f: BinaryIO, size: int, path: str | os.PathLike[str] | None,
         metadata = dict(meta)
 
     entries: list[tuple[int, int, TensorInfo]] = []
+    unchecked = TensorInfo.unchecked
     for name, entry in doc.items():
-        if not isinstance(entry, dict) or set(entry) != _ENTRY_KEYS:
+        # One pass per entry, written for speed (a header may name a million tensors); each rule's
+        # message is the same as a straightforward check would give.
+        if type(entry) is not dict or len(entry) != 3 or entry.keys() != _ENTRY_KEYS:
             keys = sorted(entry) if isinstance(entry, dict) else type(entry).__name__
             raise CheckpointError(path, f"entry must have exactly dtype, shape, data_offsets (has {keys})",
                                   tensor=name)
         dtype, shape, offs = entry["dtype"], entry["shape"], entry["data_offsets"]
-        if not isinstance(dtype, str) or dtype not in CODES:
+        itemsize = _ITEMSIZE.get(dtype) if type(dtype) is str else None
+        if itemsize is None:
             raise CheckpointError(path, f"unknown dtype {dtype!r} (known: {', '.join(CODES)})", tensor=name)
-        if not isinstance(shape, list) or not all(_is_int(d) and d >= 0 for d in shape):
+        numel = 1
+        if type(shape) is list:
+            for d in shape:
+                if type(d) is not int or d < 0:
+                    numel = -1
+                    break
+                numel *= d
+        if type(shape) is not list or numel < 0:
             raise CheckpointError(path, f"shape {shape!r} is not a list of non-negative integers", tensor=name)
-        if not (isinstance(offs, list) and len(offs) == 2 and all(_is_int(o) for o in offs)):
+        if len(shape) > MAX_RANK or numel * itemsize > MAX_EXTENT or (numel == 0 and shape_problem(shape, itemsize)):
+            raise CheckpointError(path, shape_problem(shape, itemsize) or "invalid shape", tensor=name)
+        if "\x00" in name or (not name.isascii() and name_problem(name)):
+            raise CheckpointError(path, name_problem(name) or "invalid name", tensor=name)
+        if not (type(offs) is list and len(offs) == 2 and type(offs[0]) is int and type(offs[1]) is int):
             raise CheckpointError(path, f"data_offsets {offs!r} is not a pair of integers", tensor=name)
         begin, end = offs
         if not 0 <= begin <= end:
@@ -109,12 +121,12 @@ def parse_header(f: BinaryIO, size: int, path: str | os.PathLike[str] | None,
             raise CheckpointError(
                 path, f"data_offsets {offs} out of bounds: the data section holds {data_length} bytes "
                 "(truncated file?)", tensor=name)
-        expected = math.prod(shape) * dtype_from_code(dtype).itemsize
+        expected = numel * itemsize
         if expected != end - begin:
             raise CheckpointError(
                 path, f"shape {shape} of {dtype} needs {expected} bytes but data_offsets span {end - begin}",
                 tensor=name)
-        entries.append((begin, end, TensorInfo(name, dtype, tuple(shape))))
+        entries.append((begin, end, unchecked(name, dtype, tuple(shape))))
 
     if not entries:
         raise NoWeightsError(path, "safetensors file names no tensors")

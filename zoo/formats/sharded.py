@@ -22,6 +22,9 @@ from ._json import loads_strict
 from .base import Checkpoint, TensorInfo
 from .paths import allowed_root, safe_member
 
+#: Most shard files an index may name.
+MAX_SHARDS = 10_000
+
 
 class ShardedCheckpoint(Checkpoint):
     """Several shard checkpoints behind one tensor table (format ``"<shard format>-sharded"``)."""
@@ -87,6 +90,9 @@ def open_sharded(index_path: str | os.PathLike[str], open_file: Callable[[Path],
         if not isinstance(shard, str):
             raise CheckpointError(p, f"weight_map entry is a {type(shard).__name__}, not a file name", tensor=name)
         by_shard.setdefault(shard, []).append(name)
+    if len(by_shard) > MAX_SHARDS:  # before resolving any name: 1.5 M shard names cost minutes to resolve
+        raise CheckpointError(p, f"index names {len(by_shard)} shard files (limit {MAX_SHARDS}); real checkpoints "
+                              "have at most a few thousand")
     raw_meta = doc.get("metadata") or {}
     if not isinstance(raw_meta, dict):
         raise CheckpointError(p, "index 'metadata' is not an object")
@@ -119,4 +125,4 @@ def open_sharded(index_path: str | os.PathLike[str], open_file: Callable[[Path],
         raise
 
 
-__all__ = ["ShardedCheckpoint", "open_sharded"]
+__all__ = ["MAX_SHARDS", "ShardedCheckpoint", "open_sharded"]

@@ -18,6 +18,7 @@ Hugging Face cache, links into the repository's ``blobs/`` are what snapshots ar
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -26,7 +27,10 @@ from weightzoo.errors import CheckpointError, NoWeightsError, UnsupportedFormatE
 
 from ._json import loads_strict
 from .base import Checkpoint
-from .paths import allowed_root, safe_member
+from .paths import allowed_root, check_input_path, read_error, safe_member
+
+#: Largest ``config.json`` read (and stored in the catalogue): configs are kilobytes, a 99 MB one is an attack.
+MAX_CONFIG_BYTES = 4 * 2**20
 
 #: Pickled files that sit next to weights in training outputs but are not weights.
 NOT_WEIGHTS = frozenset({"training_args.bin", "optimizer.pt", "optimizer.bin", "scheduler.pt", "scaler.pt",
@@ -57,7 +61,9 @@ def find_weights(folder: Path, *, allow_pickle: bool = True) -> Path:
         CheckpointError: several candidates of the preferred kind, none canonical.
         UnsafeCheckpointError: the chosen file is a symlink out of the snapshot.
     """
-    names = sorted(e.name for e in os.scandir(folder) if e.is_file())  # follows symlinks, checked below
+    # Everything that is not a folder is a candidate (a FIFO or a symlink loop named model.safetensors is
+    # refused by name when it is opened, rather than skipped in favour of another file).
+    names = sorted(e.name for e in os.scandir(folder) if not _is_dir(e))
     root = allowed_root(folder)
     skipped_pickles: list[str] = []
     for what, canonical, suffixes, is_pickle in _KINDS:
@@ -76,22 +82,39 @@ def find_weights(folder: Path, *, allow_pickle: bool = True) -> Path:
                          "pytorch_model.bin[.index.json], *.bin/*.pt/*.pth)")
 
 
-def read_config(folder: Path, *, max_bytes: int = 100 * 2**20) -> dict[str, Any] | None:
-    """The folder's ``config.json`` as a dict (``None`` when there is none), strictly parsed."""
-    if not (folder / "config.json").is_file():
+def _is_dir(entry: os.DirEntry[str]) -> bool:
+    try:
+        return entry.is_dir()
+    except OSError:
+        return False
+
+
+def read_config(folder: Path, *, max_bytes: int = MAX_CONFIG_BYTES) -> dict[str, Any] | None:
+    """The folder's ``config.json`` as a dict (``None`` when there is none), strictly parsed.
+
+    Bounded: at most ``max_bytes`` (default 4 MiB; real configs are kilobytes), checked before reading;
+    strict JSON with bounded depth and container count, finite numbers, valid Unicode (see ``_json``).
+    """
+    if not os.path.lexists(folder / "config.json"):
         return None
     p = safe_member(folder, "config.json", what="config file")
-    size = p.stat().st_size
-    if size > max_bytes:
-        raise CheckpointError(p, f"config.json of {size} bytes exceeds the limit of {max_bytes}")
-    config = loads_strict(p.read_bytes(), p, "config.json")
+    st = check_input_path(p, "config.json")
+    if not stat.S_ISREG(st.st_mode):
+        raise CheckpointError(p, "config.json is a folder, not a file")
+    if st.st_size > max_bytes:
+        raise CheckpointError(p, f"config.json of {st.st_size} bytes exceeds the limit of {max_bytes}")
+    try:
+        raw = p.read_bytes()
+    except OSError as exc:
+        raise read_error(p, exc, "config.json") from None
+    config = loads_strict(raw, p, "config.json")
     if not isinstance(config, dict):
         raise CheckpointError(p, f"config.json holds a JSON {type(config).__name__}, not an object")
     return config
 
 
 def open_snapshot(folder: str | os.PathLike[str], open_weights: Callable[[Path, Path], Checkpoint], *,
-                  allow_pickle: bool = True, max_config_bytes: int = 100 * 2**20) -> Checkpoint:
+                  allow_pickle: bool = True, max_config_bytes: int = MAX_CONFIG_BYTES) -> Checkpoint:
     """Open a snapshot folder: its weights (via ``open_weights(file, root)``) with ``config`` set.
 
     The returned checkpoint reports the format of its weight files and has ``path`` = the folder.
@@ -105,4 +128,4 @@ def open_snapshot(folder: str | os.PathLike[str], open_weights: Callable[[Path, 
     return ckpt
 
 
-__all__ = ["NOT_WEIGHTS", "find_weights", "open_snapshot", "read_config"]
+__all__ = ["MAX_CONFIG_BYTES", "NOT_WEIGHTS", "find_weights", "open_snapshot", "read_config"]

@@ -22,10 +22,13 @@ would disagree with us about what it holds.
 from __future__ import annotations
 
 import os
+import stat
 import struct
 from pathlib import Path
 
 from weightzoo.errors import CheckpointError, UnsupportedFormatError
+
+from .paths import check_input_path, read_error
 
 SAFETENSORS = "safetensors"
 TORCH_ZIP = "torch-zip"
@@ -93,15 +96,17 @@ def sniff_format(path: str | os.PathLike[str], *, check_extension: bool = True) 
         NoWeightsError: there is no such file.
     """
     p = Path(path)
+    if stat.S_ISDIR(check_input_path(p).st_mode):  # FIFOs and devices refused before any open
+        raise UnsupportedFormatError(p, "is a folder, not a checkpoint file")
     try:
-        with open(p, "rb") as f:
+        # O_NONBLOCK: should the path be swapped for a FIFO after the check, open() still cannot hang.
+        fd = os.open(p, os.O_RDONLY | os.O_NONBLOCK)
+        with os.fdopen(fd, "rb") as f:
+            if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+                raise UnsupportedFormatError(p, "is not a regular file")
             head = f.read(_HEAD)
-    except FileNotFoundError:
-        from weightzoo.errors import NoWeightsError
-
-        raise NoWeightsError(p, "no such file") from None
-    except IsADirectoryError:
-        raise UnsupportedFormatError(p, "is a folder, not a checkpoint file") from None
+    except OSError as exc:
+        raise read_error(p, exc) from None
     if not head:
         raise CheckpointError(p, "empty file (0 bytes)")
     ext = p.suffix.lower()

@@ -128,6 +128,7 @@ def save_state_dict(state_dict: Mapping[str, torch.Tensor], path: str | os.PathL
     Args:
         state_dict: name → tensor. The tensor table comes from ``tensor_infos()`` when the mapping has one
             (checkpoint readers, zoo models, merges: no bytes read for it); otherwise from the tensors.
+            A mapping with ``read_bytes(name)`` (a zoo model) hands over raw bytes, with no tensor built.
         path: a ``.safetensors`` file, or a folder (``model.safetensors`` goes inside).
         max_shard_bytes: bytes per shard (an int or ``"5GB"``, see :func:`parse_size`): the output is then
             shards plus an index, in ``path`` if it is a folder, else next to it named after its stem.
@@ -138,8 +139,11 @@ def save_state_dict(state_dict: Mapping[str, torch.Tensor], path: str | os.PathL
     """
     infos = _table(state_dict)
     by_name = {i.name: i for i in infos}
+    raw_reader = getattr(state_dict, "read_bytes", None)  # zoo models: stored bytes as they are, no tensor built
 
     def get(name: str) -> memoryview:
+        if raw_reader is not None:
+            return raw_reader(name)  # type: ignore[no-any-return]  # length checked against the table on write
         t = state_dict[name]
         info = by_name[name]
         code = dtype_from_torch(t.dtype).code

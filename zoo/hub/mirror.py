@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlencode, urlsplit
 
-from weightzoo.errors import InvalidOptionError
+from weightzoo.errors import InvalidOptionError, WeightzooError
 
 from .faults import FAULT_KINDS, Fault, FaultPlan
 from .mirror_repos import Repo, RepoFile, repo_json, scan_folder, scan_zoo, sort_value
@@ -128,6 +128,16 @@ class _Handler(BaseHTTPRequestHandler):
                 self._error(stop.status, None, f"Internal error (injected {stop.status})", method=method)
         except (_Abort, BrokenPipeError, ConnectionResetError):
             self.close_connection = True
+        except WeightzooError as exc:  # a damaged zoo (bytes failing their hash): never serve them
+            self.close_connection = True
+            if not self._status:
+                self._error(500, None, f"Internal error: {' '.join(str(exc).split())}", method=method)
+            else:  # the body had started: cut it, so the client sees a short read, not wrong bytes
+                self._status = 500
+                try:
+                    self.connection.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
         finally:
             mirror._record(RequestRecord(method, self.path, self._status,
                                          self.wfile.count - sent0,  # type: ignore[attr-defined]

@@ -317,8 +317,8 @@ def scan_zoo(zoo: Any, lock: threading.Lock) -> dict[str, Repo]:
         files: dict[str, RepoFile] = {
             "model.safetensors": RepoFile("model.safetensors", st.size,
                                           hashlib.sha256(hashes.encode()).hexdigest(), virtual=st)}
-        parents = [(e["parent"], e["relation"]) for e in zoo.lineage(latest.name, direction="up", depth=1)
-                   if e["child"] == latest.name]
+        declared = zoo.lineage(latest.name, direction="up", depth=1, source="declared")  # a card states no inference
+        parents = [(e["parent"], e["relation"]) for e in declared if e["child"] == latest.name]
         docs = {"README.md": _zoo_card(latest, parents)}
         if latest.config is not None:
             docs["config.json"] = json.dumps(latest.config, indent=2, sort_keys=True).encode()

@@ -19,7 +19,13 @@ from weightzoo.errors import InvalidNameError
 if TYPE_CHECKING:
     from weightzoo.zoo.formats.base import TensorInfo
 
-SCHEMA_VERSION = 2  # 2: small blobs in byte segments (blobs.dataset, blobs.offset)
+SCHEMA_VERSION = 3  # 2: small blobs in byte segments (blobs.dataset, blobs.offset); 3: lineage.source, .confidence
+#: The oldest released schema that :func:`migrate` upgrades in place (older ones came from pre-releases).
+OLDEST_MIGRATABLE = 2
+
+#: Where a lineage edge comes from: written by a card, a builder or a user (``declared``), or recovered
+#: from the weights (``inferred``). Both kinds of the same edge live side by side; neither overwrites the other.
+LINEAGE_SOURCES = ("declared", "inferred")
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS info (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -53,14 +59,64 @@ CREATE TABLE IF NOT EXISTS metadata (
     key TEXT NOT NULL, value TEXT NOT NULL, PRIMARY KEY (model_id, key));
 CREATE TABLE IF NOT EXISTS lineage (
     child TEXT NOT NULL, parent TEXT NOT NULL, relation TEXT NOT NULL,
-    evidence TEXT, created_at REAL NOT NULL, PRIMARY KEY (child, parent, relation));
+    evidence TEXT, created_at REAL NOT NULL,
+    source TEXT NOT NULL DEFAULT 'declared', confidence REAL,
+    PRIMARY KEY (child, parent, relation, source));
 CREATE INDEX IF NOT EXISTS lineage_parent ON lineage(parent);
 CREATE TABLE IF NOT EXISTS crawl_state (key TEXT PRIMARY KEY, value TEXT NOT NULL, updated_at REAL NOT NULL);
 """
 
 
-def connect(path: Path) -> sqlite3.Connection:
-    """A connection in autocommit mode (transactions are explicit), WAL, foreign keys on."""
+# v2 → v3: the lineage table gains ``source`` (every v2 edge was declared: a card, a builder or a user
+# wrote it) and ``confidence``, and the source joins the primary key so an inferred edge can sit beside
+# the declared one. SQLite cannot change a primary key in place, so the table is copied.
+_V2_TO_V3 = """
+CREATE TABLE lineage_v3 (
+    child TEXT NOT NULL, parent TEXT NOT NULL, relation TEXT NOT NULL,
+    evidence TEXT, created_at REAL NOT NULL,
+    source TEXT NOT NULL DEFAULT 'declared', confidence REAL,
+    PRIMARY KEY (child, parent, relation, source));
+INSERT INTO lineage_v3 (child, parent, relation, evidence, created_at, source, confidence)
+    SELECT child, parent, relation, evidence, created_at, 'declared', NULL FROM lineage;
+DROP TABLE lineage;
+ALTER TABLE lineage_v3 RENAME TO lineage;
+CREATE INDEX IF NOT EXISTS lineage_parent ON lineage(parent);
+"""
+
+_MIGRATIONS = {2: _V2_TO_V3}  # from version → script to the next version
+
+
+def migrate(conn: sqlite3.Connection, version: int) -> int:
+    """Upgrade a catalogue from schema ``version`` to :data:`SCHEMA_VERSION` in one transaction.
+
+    Every row is kept. The caller holds the writer lock. Returns the number of steps applied; raises
+    ``KeyError`` for a version no step starts from (pre-releases, which :class:`Zoo` refuses first).
+    """
+    steps = [_MIGRATIONS[v] for v in range(version, SCHEMA_VERSION)]
+    if not steps:
+        return 0
+    # executescript commits any open transaction first, so the script carries its own.
+    try:
+        conn.executescript("BEGIN IMMEDIATE;" + "".join(steps) +
+                           f"UPDATE info SET value='{SCHEMA_VERSION}' WHERE key='schema';COMMIT;")
+    except sqlite3.Error:
+        if conn.in_transaction:  # a failed step leaves the v2 catalogue exactly as it was
+            conn.execute("ROLLBACK")
+        raise
+    return len(steps)
+
+
+def connect(path: Path, *, read_only: bool = False) -> sqlite3.Connection:
+    """A connection in autocommit mode (transactions are explicit), WAL, foreign keys on.
+
+    ``read_only`` opens the catalogue with ``mode=ro`` (a zoo this user may read but not write): queries
+    work, and any write fails in SQLite rather than half-way through our own bookkeeping.
+    """
+    if read_only:
+        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=60.0, isolation_level=None,
+                               check_same_thread=False)
+        conn.execute("PRAGMA busy_timeout=60000")
+        return conn
     conn = sqlite3.connect(path, timeout=60.0, isolation_level=None, check_same_thread=False)
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=FULL")
@@ -81,6 +137,18 @@ def split_ref(ref: str) -> tuple[str, str | None]:
     return ref, None
 
 
+def check_text(value: str, what: str) -> str:
+    """Refuse a string that is not valid Unicode (a lone surrogate, e.g. from an argument or file name in
+    an invalid encoding, which Python keeps as ``\\udcXX``): SQLite and the file system cannot encode it."""
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise InvalidNameError(f"{what} {value!r} is not valid Unicode (a lone surrogate: invalid UTF-8 "
+                                   "in an argument or a file name?)") from None
+    return value
+
+
 def check_name(name: str) -> str:
     """Validate a model name (a Hub repo id, a file stem, or a user's choice)."""
     if not isinstance(name, str) or not name or name != name.strip():
@@ -89,6 +157,7 @@ def check_name(name: str) -> str:
         raise InvalidNameError(f"invalid model name {name[:40]!r}...: longer than 512 characters")
     if _BAD_NAME.search(name):
         raise InvalidNameError(f"invalid model name {name!r}: control characters")
+    check_text(name, "model name")
     if "@" in name:
         raise InvalidNameError(f"invalid model name {name!r}: '@' separates a revision; pass revision= instead")
     return name
@@ -164,9 +233,27 @@ def model_from_row(row: tuple[Any, ...], metadata: dict[str, Any]) -> ModelRecor
     )
 
 
+_SHAPES: dict[str, tuple[int, ...]] = {}
+
+
+def shape_from_text(text: str) -> tuple[int, ...]:
+    """A stored shape (JSON text) as a tuple; memoised, since a model of a million tensors has few shapes."""
+    shape = _SHAPES.get(text)
+    if shape is None:
+        if len(_SHAPES) > 100_000:
+            _SHAPES.clear()
+        shape = _SHAPES[text] = tuple(json.loads(text))
+    return shape
+
+
+def shape_text(shape: tuple[int, ...]) -> str:
+    """A shape as the JSON text the catalogue stores (``[2, 3]``), without a ``json.dumps`` per tensor."""
+    return "[" + ", ".join(map(str, shape)) + "]"
+
+
 def tensor_from_row(row: tuple[Any, ...]) -> TensorRecord:
     name, dtype, shape, numel, h, nan, inf = row
-    return TensorRecord(name=name, dtype=dtype, shape=tuple(json.loads(shape)), numel=int(numel), hash=h,
+    return TensorRecord(name=name, dtype=dtype, shape=shape_from_text(shape), numel=int(numel), hash=h,
                         nan_count=nan, inf_count=inf)
 
 
@@ -181,10 +268,11 @@ def insert_model(c: sqlite3.Connection, row: dict[str, Any], tensors: list[tuple
     cols = ", ".join(row)
     mid = c.execute(f"INSERT INTO models ({cols}) VALUES ({', '.join('?' * len(row))})", tuple(row.values())).lastrowid
     c.executemany("INSERT INTO tensors VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                  [(mid, k, i.name, i.dtype, json.dumps(list(i.shape)), i.numel, h, n, f)
+                  [(mid, k, i.name, i.dtype, shape_text(i.shape), i.numel, h, n, f)
                    for k, (i, h, n, f) in enumerate(tensors)])
     c.executemany("INSERT INTO metadata VALUES (?, ?, ?)",
                   [(mid, k, json.dumps(v, sort_keys=True)) for k, v in metadata.items()])
 
 
-__all__ = ["ModelRecord", "TensorRecord", "check_name", "connect", "insert_model", "split_ref"]
+__all__ = ["LINEAGE_SOURCES", "ModelRecord", "SCHEMA_VERSION", "TensorRecord", "check_name", "check_text", "connect",
+           "insert_model", "migrate", "shape_from_text", "shape_text", "split_ref"]

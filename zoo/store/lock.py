@@ -6,13 +6,15 @@ leaves the zoo locked. Readers never take it.
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
+import stat
 import threading
 import time
 from pathlib import Path
 
-from weightzoo.errors import ZooBusyError
+from weightzoo.errors import StorageError, ZooBusyError, ZooCorruptError, ZooReadOnlyError
 
 
 class WriterLock:
@@ -40,7 +42,7 @@ class WriterLock:
             raise
 
     def _acquire_file(self) -> None:
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        fd = _open_lock_file(self.path)
         deadline = time.monotonic() + self.timeout
         delay = 0.01
         while True:
@@ -79,6 +81,33 @@ class WriterLock:
 
     def __exit__(self, *exc: object) -> None:
         self.release()
+
+
+def _open_lock_file(path: Path) -> int:
+    """Open (creating) the lock file without ever touching a file that is not ours.
+
+    ``O_NOFOLLOW``: a ``.lock`` symlink to a user's file must not get that file truncated and overwritten
+    with ``pid N``. ``O_NONBLOCK``: a FIFO named ``.lock`` must not hang the open. Then the opened file must
+    be a regular file with one link (a hard link to a user's file is refused as well).
+    """
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, 0o644)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise ZooCorruptError(f"{path} is a symbolic link; the zoo's lock file must be a plain file (refusing to "
+                                  "follow it: it could point at a file of yours) — remove it") from None
+        if exc.errno == errno.EISDIR:
+            raise ZooCorruptError(f"{path} is a folder; the zoo's lock file must be a plain file — remove it") from None
+        if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+            raise ZooReadOnlyError(f"{path.parent}: zoo is read-only for this user (cannot open its lock file for "
+                                   "writing); reading it works, writing needs write permission") from None
+        raise StorageError(f"{path}: cannot open the zoo's lock file: {exc.strerror or exc}") from None
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode) or st.st_nlink > 1:
+        os.close(fd)
+        what = "not a plain file" if not stat.S_ISREG(st.st_mode) else f"a file with {st.st_nlink} hard links"
+        raise ZooCorruptError(f"{path} is {what}; the zoo's lock file must be a plain file of its own — remove it")
+    return fd
 
 
 def _read_holder(fd: int) -> str:

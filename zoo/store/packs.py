@@ -16,8 +16,10 @@ import os
 import threading
 import uuid
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import blake3
 import h5py
@@ -36,6 +38,12 @@ _WRITEBACK_BYTES = 32 << 20
 SMALL_BLOB = 64 << 10  # blobs smaller than this go into segments
 _SEGMENT_BYTES = 32 << 20  # a segment is written out once it holds this much
 PACK_SUFFIX = ".h5"
+#: HDF5 datasets have at most 32 dimensions; a blob of higher rank (torch allows 64) is stored flat, and its
+#: shape, which the catalogue records, is restored on read.
+HDF5_MAX_RANK = 32
+_READ_WINDOW = 4 << 20
+
+T = TypeVar("T")
 
 
 def blob_hash(code: str, shape: tuple[int, ...], data: memoryview | bytes | np.ndarray) -> str:
@@ -101,15 +109,15 @@ class PackWriter:
             if len(self._segment) >= _SEGMENT_BYTES:
                 self._flush_segment()
             return loc
-        arr = raw.view(dt.storage).reshape(shape)
+        arr = raw.view(dt.storage).reshape(shape if len(shape) <= HDF5_MAX_RANK else (-1,))
         try:
             f = self._open()
             ds = f.create_dataset(key, shape=arr.shape, dtype=dt.storage)
             if arr.size:
                 ds.write_direct(np.ascontiguousarray(arr))
             ds.attrs["dtype"] = code
-        except OSError as exc:
-            raise StorageError(f"writing pack {self.tmp}: {_reason(exc)}") from exc
+        except Exception as exc:  # noqa: BLE001 - h5py raises OSError, RuntimeError ... on a full disk
+            raise StorageError(f"writing pack {self.tmp}: {_reason(exc)}") from None
         self._wrote(arr.nbytes)
         return BlobLocation(key)
 
@@ -118,8 +126,8 @@ class PackWriter:
             return
         try:
             self._open().create_dataset(f"seg{self._segments}", data=np.frombuffer(bytes(self._segment), dtype=np.uint8))
-        except OSError as exc:
-            raise StorageError(f"writing pack {self.tmp}: {_reason(exc)}") from exc
+        except Exception as exc:  # noqa: BLE001 - h5py raises OSError, RuntimeError ... on a full disk
+            raise StorageError(f"writing pack {self.tmp}: {_reason(exc)}") from None
         self._wrote(len(self._segment))
         self._segments += 1
         self._segment = bytearray()
@@ -161,9 +169,9 @@ class PackWriter:
             self._file.close()
             self._file = None
             durable_replace(self.tmp, self.path)
-        except OSError as exc:
+        except Exception as exc:  # noqa: BLE001 - as in add()
             self.abort()
-            raise StorageError(f"finishing pack {self.path}: {_reason(exc)}") from exc
+            raise StorageError(f"finishing pack {self.path}: {_reason(exc)}") from None
         return True
 
     def abort(self) -> None:
@@ -183,10 +191,11 @@ class PackWriter:
                 pass
 
 
-def _reason(exc: OSError) -> str:
+def _reason(exc: BaseException) -> str:
     """One line for an OS error: the errno's text when known (HDF5 adds a multi-line trace)."""
-    if exc.errno:
-        return f"{os.strerror(exc.errno)} (errno {exc.errno})"
+    code = getattr(exc, "errno", None)
+    if code:
+        return f"{os.strerror(code)} (errno {code})"
     text = str(exc)
     for probe, nice in (("File too large", "file too large (EFBIG)"), ("No space left", "no space left on device")):
         if probe in text:
@@ -195,13 +204,19 @@ def _reason(exc: OSError) -> str:
 
 
 class PackReader:
-    """Read-only access to packs, with a small cache of open files (packs are immutable)."""
+    """Read-only access to packs, with a small cache of open files (packs are immutable).
+
+    A damaged pack (flipped bits in its HDF5 metadata, a truncated file, a folder in its place) makes
+    h5py raise anything from ``OSError`` to ``RuntimeError`` or ``KeyError``; every read here turns that
+    into one :class:`~weightzoo.errors.ZooCorruptError` naming the pack.
+    """
 
     def __init__(self, folder: Path, max_open: int = 16) -> None:
         self.folder = folder
         self.max_open = max_open
         self._open: OrderedDict[str, h5py.File] = OrderedDict()
         self._lock = threading.Lock()
+        self._segment_cache: tuple[tuple[str, str, int], np.ndarray] | None = None
 
     def _file(self, pack: str) -> h5py.File:
         f = self._open.get(pack)
@@ -213,69 +228,91 @@ class PackReader:
             f = h5py.File(path, "r", locking=False)
         except FileNotFoundError as exc:
             raise ZooCorruptError(f"pack {path} is missing (run `weightzoo verify`)") from exc
-        except OSError as exc:
-            raise ZooCorruptError(f"pack {path} cannot be read: {exc}") from exc
+        except Exception as exc:  # noqa: BLE001 - h5py's errors on a damaged file are of many kinds
+            raise ZooCorruptError(f"pack {path} cannot be read: {_one_line(exc)}") from None
         self._open[pack] = f
         while len(self._open) > self.max_open:
             _, old = self._open.popitem(last=False)
             old.close()
         return f
 
-    def read_array(self, pack: str, key: str) -> np.ndarray:
-        """The stored array of one blob (storage dtype, true shape)."""
+    def _guarded(self, pack: str, what: str, fn: Callable[[h5py.File], T]) -> T:
         with self._lock:
             f = self._file(pack)
             try:
-                ds = f[key]
-            except KeyError as exc:
-                raise ZooCorruptError(f"pack {pack} has no blob {key} (run `weightzoo verify`)") from exc
-            try:
-                return ds[()] if ds.shape != () else np.asarray(ds[()])
-            except OSError as exc:
-                raise ZooCorruptError(f"pack {pack}, blob {key}: {exc}") from exc
+                return fn(f)
+            except ZooCorruptError:
+                raise
+            except KeyError:
+                raise ZooCorruptError(f"pack {pack} has no {what} (run `weightzoo verify`)") from None
+            except Exception as exc:  # noqa: BLE001 - see the class docstring
+                raise ZooCorruptError(f"pack {pack}, {what}: {_one_line(exc)} (run `weightzoo verify`)") from None
+
+    def read_array(self, pack: str, key: str) -> np.ndarray:
+        """The stored array of one blob (storage dtype, as stored: its true shape, or flat for rank > 32)."""
+        def read(f: h5py.File) -> np.ndarray:
+            ds = f[key]
+            return ds[()] if ds.shape != () else np.asarray(ds[()])
+        return self._guarded(pack, f"blob {key}", read)
 
     def read_slice(self, pack: str, dataset: str, offset: int, nbytes: int) -> np.ndarray:
-        """``nbytes`` raw bytes of a segment, from ``offset``."""
-        with self._lock:
-            f = self._file(pack)
-            try:
-                ds = f[dataset]
-            except KeyError as exc:
-                raise ZooCorruptError(f"pack {pack} has no segment {dataset} (run `weightzoo verify`)") from exc
-            if offset + nbytes > ds.shape[0]:
+        """``nbytes`` raw bytes of a segment, from ``offset``.
+
+        A window of 4 MiB from ``offset`` is read and kept: reading a model of many small tensors (stored one
+        after another) then costs one HDF5 read per 4 MiB, not one per tensor.
+        """
+        cached = self._segment_cache
+        if cached is not None and cached[0][:2] == (pack, dataset):
+            start = cached[0][2]
+            window = cached[1]
+            if start <= offset and offset + nbytes <= start + window.shape[0]:
+                return window[offset - start : offset - start + nbytes]
+
+        def read(f: h5py.File) -> np.ndarray:
+            ds = f[dataset]
+            if ds.ndim != 1 or ds.dtype != np.uint8:
+                raise ZooCorruptError(f"pack {pack}, segment {dataset}: not a byte segment (run `weightzoo verify`)")
+            if offset < 0 or offset + nbytes > ds.shape[0]:
                 raise ZooCorruptError(f"pack {pack}, segment {dataset}: blob at {offset}+{nbytes} past its end")
-            try:
-                return ds[offset : offset + nbytes]
-            except OSError as exc:
-                raise ZooCorruptError(f"pack {pack}, segment {dataset}: {exc}") from exc
+            return ds[offset : min(ds.shape[0], offset + max(nbytes, _READ_WINDOW))]
+
+        window = self._guarded(pack, f"segment {dataset}", read)
+        self._segment_cache = ((pack, dataset, offset), window)
+        return window[:nbytes]
 
     def read_raw(self, pack: str, loc: BlobLocation, nbytes: int) -> np.ndarray:
         """A blob's bytes as a flat ``uint8`` array, wherever it sits in its pack."""
         if loc.offset is not None:
             return self.read_slice(pack, loc.dataset, loc.offset, nbytes)
-        return self.read_array(pack, loc.dataset).reshape(-1).view(np.uint8)
+        arr = self.read_array(pack, loc.dataset)
+        return np.ascontiguousarray(arr).reshape(-1).view(np.uint8)
 
     def read_tensor(self, pack: str, loc: BlobLocation, code: str, shape: tuple[int, ...]) -> torch.Tensor:
         """One blob as a torch tensor of its true dtype (raw bits reinterpreted, never converted)."""
         dt = dtype_from_code(code)
-        if loc.offset is not None:
-            return tensor_from_bytes(self.read_slice(pack, loc.dataset, loc.offset, dt.itemsize * math.prod(shape)),
-                                     code, shape)
-        arr = self.read_array(pack, loc.dataset)
-        t = torch.from_numpy(np.ascontiguousarray(arr).reshape(arr.shape))
-        if dt.raw_bits or dt.torch == torch.bool:
-            t = t.view(dt.torch) if t.dim() else t.reshape(1).view(dt.torch).reshape(())
-        return t
+        nbytes = dt.itemsize * math.prod(shape)
+        raw = self.read_raw(pack, loc, nbytes)
+        if raw.size != nbytes:
+            raise ZooCorruptError(f"pack {pack}, blob {loc.dataset}: {raw.size} bytes stored, {nbytes} expected")
+        return tensor_from_bytes(raw, code, shape)
 
     def keys(self, pack: str) -> list[str]:
-        with self._lock:
-            return list(self._file(pack).keys())
+        return self._guarded(pack, "index of datasets", lambda f: list(f.keys()))
 
     def close(self) -> None:
         with self._lock:
+            self._segment_cache = None
             for f in self._open.values():
-                f.close()
+                try:
+                    f.close()
+                except Exception:  # noqa: BLE001, S110 - closing a damaged file must not mask anything
+                    pass
             self._open.clear()
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text.splitlines()[0][:200]}" if text else type(exc).__name__
 
 
 __all__ = ["digest_tensor", "PACK_SUFFIX", "SMALL_BLOB", "TMP_PREFIX", "BlobLocation", "PackReader", "PackWriter", "blob_hash"]

@@ -15,6 +15,7 @@ from typing import Any
 import torch
 
 from weightzoo.errors import InvalidOptionError
+from weightzoo.zoo.formats._json import json_problem
 from weightzoo.zoo.formats.base import Checkpoint
 
 
@@ -81,11 +82,26 @@ def spec_for(source: Any, ckpt: Checkpoint) -> dict[str, Any] | None:
     return None
 
 
-def check_json(value: Any, what: str) -> None:
+#: Most JSON bytes stored per model for its free-form metadata (and for a spec); a config may take
+#: :data:`~weightzoo.zoo.formats.snapshot.MAX_CONFIG_BYTES`. Every later ``ls`` reads them all.
+MAX_METADATA_BYTES = 1 * 2**20
+#: Deepest nesting of a metadata value (a hyperparameter dict of dicts is 3 or 4 deep).
+MAX_METADATA_DEPTH = 32
+
+
+def check_json(value: Any, what: str, *, max_bytes: int = MAX_METADATA_BYTES, max_depth: int = MAX_METADATA_DEPTH) -> None:
+    """Refuse a value the catalogue must not store: not JSON, nested deeper than ``max_depth``, a non-finite
+    number (``1e400`` is ``inf``: stored, it would break every later ``ls --json``), a string that is not
+    valid Unicode, or more than ``max_bytes`` of JSON. Raises :class:`~weightzoo.errors.InvalidOptionError`."""
+    problem = json_problem(value, max_depth=max_depth)
+    if problem:
+        raise InvalidOptionError(f"{what} cannot be stored: {problem}")
     try:
-        json.dumps(value, allow_nan=False)
-    except (TypeError, ValueError) as exc:
-        raise InvalidOptionError(f"{what} must be JSON-serialisable (plain numbers, strings, lists, dicts): {exc}") from exc
+        size = len(json.dumps(value, allow_nan=False))
+    except (TypeError, ValueError, RecursionError) as exc:
+        raise InvalidOptionError(f"{what} must be JSON-serialisable (plain numbers, strings, lists, dicts): {exc}") from None
+    if size > max_bytes:
+        raise InvalidOptionError(f"{what} takes {size} bytes of JSON, more than the {max_bytes} stored per model")
 
 
-__all__ = ["IngestItem", "check_json", "default_name", "library_of", "spec_for"]
+__all__ = ["MAX_METADATA_BYTES", "MAX_METADATA_DEPTH", "IngestItem", "check_json", "default_name", "library_of", "spec_for"]

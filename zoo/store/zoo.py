@@ -13,6 +13,7 @@ readers never block; tensors come back bit-exactly with their true dtype; reads 
 from __future__ import annotations
 
 import json
+import math
 import os
 import sqlite3
 import threading
@@ -27,20 +28,31 @@ import torch
 
 from weightzoo.errors import (
     AmbiguousRevisionError,
+    CheckpointError,
     IncompatibleZooError,
+    InvalidNameError,
+    InvalidOptionError,
     LineageError,
     ModelExistsError,
     ModelNotFoundError,
     SpecError,
     StorageError,
+    TensorCorruptError,
     TensorNotFoundError,
+    WeightzooError,
     ZooCorruptError,
     ZooNotFoundError,
+    ZooReadOnlyError,
 )
+from weightzoo.zoo.formats._json import MAX_DEPTH
 from weightzoo.zoo.formats.base import Checkpoint, LazyStateDict, TensorInfo
+from weightzoo.zoo.formats.dtypes import dtype_from_code, tensor_bytes
+from weightzoo.zoo.formats.snapshot import MAX_CONFIG_BYTES
 
 from .catalog import (
+    LINEAGE_SOURCES,
     MODEL_COLUMNS,
+    OLDEST_MIGRATABLE,
     SCHEMA,
     SCHEMA_VERSION,
     ModelRecord,
@@ -48,13 +60,16 @@ from .catalog import (
     check_name,
     connect,
     insert_model,
+    migrate,
     model_from_row,
+    shape_from_text,
+    shape_text,
     split_ref,
     tensor_from_row,
 )
 from .lock import WriterLock
 from .maintenance import StoreAccess, VerifyReport, collect_garbage, verify_zoo
-from .packs import BlobLocation, PackReader, PackWriter, digest_tensor
+from .packs import SMALL_BLOB, BlobLocation, PackReader, PackWriter, blob_hash, digest_tensor
 from .sources import IngestItem as _Item
 from .sources import check_json as _check_json
 from .sources import default_name as _default_name
@@ -69,13 +84,46 @@ _COLUMN_FILTERS = {"name", "revision", "source", "format", "repo_id", "library",
                    "license"}
 
 
+def _rollback(conn: sqlite3.Connection) -> None:
+    """Roll back if a transaction is still open: SQLite ends it by itself on some errors (a full disk),
+    and a second ROLLBACK would raise "no transaction is active" over the real error."""
+    if conn.in_transaction:
+        try:
+            conn.execute("ROLLBACK")
+        except sqlite3.Error:
+            pass
+
+
+def _storage_error(path: Path, what: str, exc: sqlite3.Error) -> StorageError:
+    text = str(exc)
+    if "readonly" in text or "read-only" in text:
+        return ZooReadOnlyError(f"{path}: zoo is read-only for this user ({what}: {text})")
+    return StorageError(f"{path}: {what}: {text}")
+
+
+def _check_new_zoo_folder(p: Path) -> None:
+    """A zoo is created only in a missing or empty folder (an empty ``packs/`` and a plain ``.lock`` allowed):
+    files there would be taken for the zoo's own — ``verify --repair`` deletes packs it does not know."""
+    if not os.path.lexists(p):
+        return
+    if not p.is_dir():
+        raise ZooNotFoundError(p, "exists and is not a folder")
+    for x in p.iterdir():
+        if x.name == PACKS and x.is_dir() and not x.is_symlink() and not any(x.iterdir()):
+            continue
+        if x.name == ".lock" and x.is_file() and not x.is_symlink():
+            continue
+        raise ZooNotFoundError(p, f"folder is not empty ({x.name!r}) and holds no zoo; refusing to create one in it")
+
+
 class Zoo:
     """A local model zoo. Open with :meth:`Zoo.open`; use as a context manager to close it."""
 
-    def __init__(self, path: Path, *, lock_timeout: float = 30.0) -> None:
+    def __init__(self, path: Path, *, lock_timeout: float = 30.0, read_only: bool = False) -> None:
         self.path = path
         self.packs_dir = path / PACKS
-        self._conn = connect(path / CATALOG)
+        self.read_only = read_only
+        self._conn = connect(path / CATALOG, read_only=read_only)
         self._db_lock = threading.RLock()
         self._writer = WriterLock(path, lock_timeout)
         self._reader = PackReader(self.packs_dir)
@@ -86,16 +134,26 @@ class Zoo:
         """Open the zoo at ``path``, creating it (an empty or missing folder) unless ``create=False``."""
         p = Path(path)
         catalog = p / CATALOG
-        if not catalog.exists():
-            if not create:
-                raise ZooNotFoundError(p, "no zoo here (no catalog.sqlite)")
-            if p.exists() and not p.is_dir():
-                raise ZooNotFoundError(p, "exists and is not a folder")
-            if p.is_dir() and any(x.name not in (PACKS, ".lock") for x in p.iterdir()):
-                raise ZooNotFoundError(p, "folder is not empty and holds no zoo; refusing to create one in it")
-            (p / PACKS).mkdir(parents=True, exist_ok=True)
         try:
-            zoo = cls(p, lock_timeout=lock_timeout)
+            exists = catalog.exists()
+            if not exists:
+                if not create:
+                    raise ZooNotFoundError(p, "no zoo here (no catalog.sqlite)")
+                _check_new_zoo_folder(p)
+                (p / PACKS).mkdir(parents=True, exist_ok=True)
+            elif not catalog.is_file():
+                raise ZooCorruptError(f"{catalog} is not a file: not a zoo catalogue")
+            packs = p / PACKS
+            if os.path.lexists(packs) and not packs.is_dir():
+                raise ZooCorruptError(f"{packs} is not a folder: this zoo's packs folder is missing or replaced")
+            # A zoo this user may read but not write (another user's, a read-only mount) opens read-only.
+            read_only = exists and not (os.access(catalog, os.W_OK) and os.access(p, os.W_OK))
+        except WeightzooError:
+            raise
+        except OSError as exc:
+            raise ZooNotFoundError(p, f"cannot open a zoo here: {exc.strerror or exc}") from None
+        try:
+            zoo = cls(p, lock_timeout=lock_timeout, read_only=read_only)
         except sqlite3.DatabaseError as exc:
             raise ZooCorruptError(f"{catalog}: not a readable zoo catalogue: {exc}") from exc
         try:
@@ -109,6 +167,12 @@ class Zoo:
         return zoo
 
     def _init_schema(self) -> None:
+        if self.read_only:
+            row = self._conn.execute("SELECT value FROM info WHERE key='schema'").fetchone()
+            if row is None or int(row[0]) != SCHEMA_VERSION:
+                raise IncompatibleZooError(f"{self.path}: catalogue schema {row[0] if row else 'missing'} is not the "
+                                           f"one this weightzoo reads ({SCHEMA_VERSION})")
+            return
         with self._db_lock:
             row = None
             try:
@@ -118,15 +182,26 @@ class Zoo:
             if row is not None:
                 if int(row[0]) > SCHEMA_VERSION:
                     raise IncompatibleZooError(f"{self.path}: catalogue schema {row[0]} is newer than this weightzoo ({SCHEMA_VERSION})")
-                if int(row[0]) < SCHEMA_VERSION:
+                if int(row[0]) < OLDEST_MIGRATABLE:
                     raise IncompatibleZooError(f"{self.path}: catalogue schema {row[0]} was written by a pre-release weightzoo "
                                    f"(this one reads {SCHEMA_VERSION}); export its models and re-ingest them")
+                if int(row[0]) < SCHEMA_VERSION:
+                    self._migrate()
                 return
             with self._writer:
                 # executescript commits any open transaction first, so the script carries its own.
                 self._conn.executescript(f"BEGIN IMMEDIATE;{SCHEMA}"
                                          f"INSERT OR IGNORE INTO info VALUES ('schema', '{SCHEMA_VERSION}');COMMIT;")
             self.packs_dir.mkdir(exist_ok=True)
+
+    def _migrate(self) -> None:
+        """Upgrade an older released catalogue in place (one transaction under the writer lock; no row lost)."""
+        with self._writer:
+            (version,), = self._conn.execute("SELECT value FROM info WHERE key='schema'").fetchall()
+            try:
+                migrate(self._conn, int(version))  # re-read under the lock: another process may have migrated
+            except sqlite3.OperationalError as exc:
+                raise StorageError(f"{self.path}: cannot upgrade catalogue schema {version} to {SCHEMA_VERSION}: {exc}") from exc
 
     def close(self) -> None:
         self._reader.close()
@@ -150,23 +225,33 @@ class Zoo:
         def __enter__(self) -> sqlite3.Connection:
             self.zoo._db_lock.acquire()
             try:
+                self.zoo._check_writable()
                 self.zoo._conn.execute("BEGIN IMMEDIATE")
             except sqlite3.Error as exc:
                 self.zoo._db_lock.release()
-                raise StorageError(f"{self.zoo.path}: cannot start a catalogue transaction: {exc}") from exc
+                raise _storage_error(self.zoo.path, "cannot start a catalogue transaction", exc) from None
+            except BaseException:
+                self.zoo._db_lock.release()
+                raise
             return self.zoo._conn
 
-        def __exit__(self, exc_type: Any, *rest: object) -> None:
+        def __exit__(self, exc_type: Any, exc: BaseException | None, tb: object) -> None:
             conn = self.zoo._conn
             try:
                 if exc_type is None:
                     try:
                         conn.execute("COMMIT")
-                    except sqlite3.Error as exc:
-                        conn.execute("ROLLBACK")
-                        raise StorageError(f"{self.zoo.path}: catalogue commit failed: {exc}") from exc
+                    except sqlite3.Error as err:
+                        _rollback(conn)
+                        raise _storage_error(self.zoo.path, "catalogue commit failed", err) from None
                 else:
-                    conn.execute("ROLLBACK")
+                    _rollback(conn)
+                    # A write inside the transaction that failed (a full disk, a lone surrogate) is ours to type.
+                    if isinstance(exc, sqlite3.Error):
+                        raise _storage_error(self.zoo.path, "catalogue write failed", exc) from None
+                    if isinstance(exc, UnicodeEncodeError):
+                        raise InvalidNameError(f"a name or value is not valid Unicode (a lone surrogate): "
+                                               f"{exc.object[exc.start:exc.end]!r}") from None
             finally:
                 self.zoo._db_lock.release()
 
@@ -175,7 +260,18 @@ class Zoo:
 
     def _query(self, sql: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         with self._db_lock:
-            return self._conn.execute(sql, args).fetchall()
+            try:
+                return self._conn.execute(sql, args).fetchall()
+            except UnicodeEncodeError as exc:  # a name from argv or a file name in an invalid encoding
+                raise InvalidNameError(f"{exc.object[exc.start:exc.end]!r} in {exc.object[:60]!r} is not valid "
+                                       "Unicode (a lone surrogate)") from None
+            except sqlite3.DatabaseError as exc:
+                raise ZooCorruptError(f"{self.path / CATALOG}: catalogue query failed: {exc}") from None
+
+    def _check_writable(self) -> None:
+        if self.read_only:
+            raise ZooReadOnlyError(f"{self.path}: zoo is read-only for this user (reads work; writing needs write "
+                                   "permission on the folder and its catalogue)")
 
     # --- lookups -----------------------------------------------------------------------------------
     def _model_row(self, ref: str) -> tuple[Any, ...]:
@@ -235,6 +331,7 @@ class Zoo:
                 where.append("EXISTS (SELECT 1 FROM json_each(models.tags) WHERE json_each.value = ?)")
                 args.append(value)
             else:
+                _check_json({key: value}, "metadata filter")
                 where.append("EXISTS (SELECT 1 FROM metadata m WHERE m.model_id = models.id AND m.key = ? AND m.value = ?)")
                 args.extend([key, json.dumps(value, sort_keys=True)])
         sql = f"SELECT {MODEL_COLUMNS} FROM models" + (" WHERE " + " AND ".join(where) if where else "")
@@ -257,28 +354,82 @@ class Zoo:
         return [tensor_from_row(r) for r in rows]
 
     # --- reads -------------------------------------------------------------------------------------
-    def tensor(self, ref: str, name: str) -> torch.Tensor:
-        """One tensor of a model, read from its pack (touches one dataset), with its true dtype."""
-        return self._tensor_of(self._model_id(ref), ref, name)
+    def tensor(self, ref: str, name: str, *, verify: bool = True) -> torch.Tensor:
+        """One tensor of a model, read from its pack (touches one dataset), with its true dtype.
 
-    def _tensor_of(self, mid: int, ref: str, name: str) -> torch.Tensor:
+        ``verify=True`` (the default) re-hashes the bytes read and raises
+        :class:`~weightzoo.errors.TensorCorruptError` when they do not match (a damaged pack), so damaged
+        bytes never leave the zoo silently; it costs one BLAKE3 pass over the tensor (see docs/store.md).
+        """
+        return self._tensor_of(self._model_id(ref), ref, name, verify=verify)
+
+    def _tensor_of(self, mid: int, ref: str, name: str, *, verify: bool = True) -> torch.Tensor:
         rows = self._query("SELECT t.dtype, t.shape, t.hash, b.pack, b.dataset, b.offset FROM tensors t "
                            "LEFT JOIN blobs b ON b.hash = t.hash WHERE t.model_id=? AND t.name=?", (mid, name))
         if not rows:
             raise TensorNotFoundError(ref, name)
-        code, shape, h, pack, dataset, offset = rows[0]
+        return self._read_row(ref, name, rows[0], verify=verify)
+
+    def _read_row(self, ref: str, name: str, row: tuple[Any, ...], *, verify: bool) -> torch.Tensor:
+        code, shape_json, h, pack, dataset, offset = row
         if h is None:
             raise TensorNotFoundError(ref, name, "metadata-only model: no tensor bytes are stored")
         if pack is None:
             raise ZooCorruptError(f"model {ref!r}, tensor {name!r}: blob {h} is not in any pack (run `weightzoo verify`)")
-        return self._reader.read_tensor(pack, BlobLocation(dataset, offset), code, tuple(json.loads(shape)))
+        shape = shape_from_text(shape_json)
+        try:
+            t = self._reader.read_tensor(pack, BlobLocation(dataset, offset), code, shape)
+        except ZooCorruptError as exc:
+            raise TensorCorruptError(ref, name, pack, f"cannot be read ({exc})") from None
+        if verify and blob_hash(code, shape, tensor_bytes(t)) != h:
+            raise TensorCorruptError(ref, name, pack)
+        return t
 
-    def state_dict(self, ref: str) -> Mapping[str, torch.Tensor]:
-        """A lazy mapping name → tensor over a model; each access reads one tensor. ``dict(...)`` loads all."""
+    def _read_row_bytes(self, ref: str, name: str, row: tuple[Any, ...], *, verify: bool) -> memoryview:
+        """The raw bytes of one stored tensor (no tensor built: what an export writes), hash-checked."""
+        code, shape_json, h, pack, dataset, offset = row
+        if h is None:
+            raise TensorNotFoundError(ref, name, "metadata-only model: no tensor bytes are stored")
+        if pack is None:
+            raise ZooCorruptError(f"model {ref!r}, tensor {name!r}: blob {h} is not in any pack (run `weightzoo verify`)")
+        shape = shape_from_text(shape_json)
+        nbytes = dtype_from_code(code).itemsize * math.prod(shape)
+        try:
+            raw = self._reader.read_raw(pack, BlobLocation(dataset, offset), nbytes)
+        except ZooCorruptError as exc:
+            raise TensorCorruptError(ref, name, pack, f"cannot be read ({exc})") from None
+        if raw.size != nbytes or (verify and blob_hash(code, shape, raw) != h):
+            raise TensorCorruptError(ref, name, pack)
+        return memoryview(raw).cast("B") if raw.size else memoryview(b"")  # type: ignore[arg-type]  # numpy arrays are buffers
+
+    def state_dict(self, ref: str, *, verify: bool = True) -> Mapping[str, torch.Tensor]:
+        """A lazy mapping name → tensor over a model; each access reads one tensor. ``dict(...)`` loads all.
+
+        ``verify`` as in :meth:`tensor` (default ``True``: each tensor is checked against its hash).
+        """
         rec = self.model(ref)
         # Pinned to the catalogue row, not the name: a later revision of the same name (which the bare
         # name would then mean) must not change what this mapping reads.
-        return _ZooStateDict(self, self._model_id(rec.ref), rec.ref, [t.name for t in self.tensors(rec.ref)])
+        mid = self._model_id(rec.ref)
+        names = [r[0] for r in self._query("SELECT name FROM tensors WHERE model_id=? ORDER BY idx", (mid,))]
+        return _ZooStateDict(self, mid, rec.ref, names, verify=verify)
+
+    @contextmanager
+    def read_snapshot(self) -> Iterator[Zoo]:
+        """Pin every read of this ``Zoo`` inside the block to one catalogue snapshot.
+
+        SQLite (WAL) gives a read transaction a consistent view: an export running while another process
+        re-ingests the same model with ``replace=True`` then reads the old revision whole, never a mix of
+        the two (nor "no such tensor" half-way). Writes through this ``Zoo`` inside the block are refused.
+        """
+        with self._db_lock:
+            self._conn.execute("BEGIN")
+            self._conn.execute("SELECT COUNT(*) FROM models").fetchone()  # the snapshot starts at the first read
+        try:
+            yield self
+        finally:
+            with self._db_lock:
+                _rollback(self._conn)
 
     def module(self, ref: str) -> torch.nn.Module:
         """The stored model rebuilt as an ``nn.Module`` from its architecture spec, with its weights."""
@@ -350,8 +501,15 @@ class Zoo:
         if spec is not None:
             spec = dict(spec)
             _check_json(spec, "spec")
+        if ckpt.config is not None:  # stored per model and read by every `ls`: bounded, finite, valid Unicode
+            try:
+                _check_json(ckpt.config, "config.json", max_bytes=MAX_CONFIG_BYTES, max_depth=MAX_DEPTH)
+            except InvalidOptionError as exc:
+                raise CheckpointError(ckpt.path, str(exc)) from None
         replace = bool(it.pop("replace", False))
         src = str(Path(ckpt.path).resolve()) if ckpt.path is not None else ckpt.format
+        # The source is provenance text: a file name in an invalid encoding is kept, its bad bytes escaped.
+        src = os.fsencode(src).decode("utf-8", "backslashreplace")
         unknown = set(it) - {"repo_id", "license", "tags", "library", "model_type", "architecture"}
         if unknown:
             raise TypeError(f"unknown ingest fields: {sorted(unknown)}")
@@ -367,15 +525,21 @@ class Zoo:
         bar = tqdm(total=total, unit="B", unit_scale=True, desc="ingest", disable=not show or None, leave=False)
         writer = PackWriter(self.packs_dir)
         new_blobs: dict[str, tuple[str, tuple[int, ...], int, BlobLocation]] = {}
+        # Deduplicate only against blobs whose pack is still there: a lost pack is healed by ingesting the
+        # same checkpoint again (its blobs are written anew and re-pointed at the new pack).
+        present = set(os.listdir(self.packs_dir))
+        healed: set[str] = set()
         # Hash and scan tensor i+1 in a helper thread while tensor i is written (both release the GIL),
         # so ingest time approaches the time of the write alone.
         stream = [(k, info) for k, it in enumerate(items) for info in it.ckpt.tensors]
         rows: list[list[tuple[TensorInfo, str, int, int]]] = [[] for _ in items]
         pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="weightzoo-digest")
 
-        def fetch(i: int) -> tuple[memoryview, Future[tuple[str, int, int]]]:
+        def fetch(i: int) -> tuple[memoryview, Future[tuple[str, int, int]] | tuple[str, int, int]]:
             k, info = stream[i]
             data = items[k].ckpt.read_bytes(info.name)
+            if len(data) < SMALL_BLOB:  # a thread hand-off costs more than hashing a small tensor here
+                return data, digest_tensor(items[k].name, info, data)
             return data, pool.submit(digest_tensor, items[k].name, info, data)
 
         try:
@@ -384,8 +548,8 @@ class Zoo:
                 assert ahead is not None
                 data, fut = ahead
                 ahead = fetch(i + 1) if i + 1 < len(stream) else None
-                h, nan, inf = fut.result()
-                if h not in new_blobs and not self._has_blob(h):
+                h, nan, inf = fut if isinstance(fut, tuple) else fut.result()
+                if h not in new_blobs and not self._has_blob(h, present, healed):
                     loc = writer.add(h, info.dtype, info.shape, data)
                     new_blobs[h] = (info.dtype, info.shape, info.nbytes, loc)
                 rows[k].append((info, h, nan, inf))
@@ -400,14 +564,19 @@ class Zoo:
             pool.shutdown(wait=True, cancel_futures=True)
             bar.close()
         try:
-            return self._commit(plans, writer.name if wrote else None, writer.nbytes, new_blobs)
+            return self._commit(plans, writer.name if wrote else None, writer.nbytes, new_blobs, healed)
         except BaseException:
             if wrote:  # the catalogue never pointed at it: remove the (now orphan) pack
                 writer.abort()
             raise
 
-    def _has_blob(self, h: str) -> bool:
-        return bool(self._query("SELECT 1 FROM blobs WHERE hash=?", (h,)))
+    def _has_blob(self, h: str, present: set[str], healed: set[str]) -> bool:
+        """Whether blob ``h`` is stored in a pack that exists (a blob of a lost pack is noted in ``healed``)."""
+        rows = self._query("SELECT pack FROM blobs WHERE hash=?", (h,))
+        if rows and rows[0][0] not in present:
+            healed.add(rows[0][0])
+            return False
+        return bool(rows)
 
     def _check_free(self, it: _Item) -> None:
         rows = self._query("SELECT ingested FROM models WHERE name=? AND revision=?", (it.name, it.revision or ""))
@@ -415,16 +584,20 @@ class Zoo:
             raise ModelExistsError(it.name if not it.revision else f"{it.name}@{it.revision}")
 
     def _commit(self, plans: list[tuple[_Item, list[tuple[TensorInfo, str, int, int]]]], pack: str | None,
-                pack_bytes: int, new_blobs: dict[str, tuple[str, tuple[int, ...], int, BlobLocation]]) -> list[ModelRecord]:
+                pack_bytes: int, new_blobs: dict[str, tuple[str, tuple[int, ...], int, BlobLocation]],
+                healed: set[str] = frozenset()) -> list[ModelRecord]:  # type: ignore[assignment]
         now = time.time()
         refs = []
         try:
             with self._transaction() as c:
                 if pack is not None:
                     c.execute("INSERT INTO packs VALUES (?, ?, ?)", (pack, pack_bytes, now))
-                    c.executemany("INSERT OR IGNORE INTO blobs VALUES (?, ?, ?, ?, ?, ?, ?)",
-                                  [(h, pack, loc.dataset, loc.offset, code, json.dumps(list(shape)), nb)
+                    # REPLACE: a blob whose pack was lost is re-pointed at the new copy.
+                    c.executemany("INSERT OR REPLACE INTO blobs VALUES (?, ?, ?, ?, ?, ?, ?)",
+                                  [(h, pack, loc.dataset, loc.offset, code, shape_text(shape), nb)
                                    for h, (code, shape, nb, loc) in new_blobs.items()])
+                    c.executemany("DELETE FROM packs WHERE name=? AND NOT EXISTS (SELECT 1 FROM blobs WHERE pack=?)",
+                                  [(p, p) for p in sorted(healed)])
                 for it, rows in plans:
                     self._check_free(it)  # another writer may have raced us between open and commit
                     c.execute("DELETE FROM models WHERE name=? AND revision=?", (it.name, it.revision or ""))
@@ -440,8 +613,8 @@ class Zoo:
                                 nonfinite_tensors=sum(1 for _, _, n, f in rows if n or f), created_at=now),
                         [(i, h, n, f) for i, h, n, f in rows], it.metadata)
                     refs.append(f"{it.name}@{it.revision}" if it.revision else it.name)
-        except sqlite3.OperationalError as exc:
-            raise StorageError(f"{self.path}: catalogue write failed: {exc}") from exc
+        except sqlite3.Error as exc:
+            raise _storage_error(self.path, "catalogue write failed", exc) from None
         return [self.model(r) for r in refs]
 
     def add_metadata_only(self, name: str, tensors: Iterable[TensorInfo], *, revision: str | None = None,
@@ -466,6 +639,8 @@ class Zoo:
             md = dict(it.pop("metadata", None) or {})
             _check_json(md, "metadata")
             cfg = it.pop("config", None)
+            if cfg is not None:
+                _check_json(dict(cfg), "config", max_bytes=MAX_CONFIG_BYTES, max_depth=MAX_DEPTH)
             rows_in.append((name, it.pop("revision", None) or "", infos, md, dict(cfg) if cfg is not None else None,
                             it.pop("spec", None), bool(it.pop("replace", True)), it))
         with self._writer:
@@ -515,49 +690,96 @@ class Zoo:
                 c.execute("UPDATE models SET spec=? WHERE id=?",
                           (json.dumps(dict(spec), sort_keys=True) if spec is not None else None, mid))
 
-    def add_lineage(self, child: str, parent: str, relation: str = "finetune", evidence: Any = None) -> None:
+    def add_lineage(self, child: str, parent: str, relation: str = "finetune", evidence: Any = None, *,
+                    source: str = "declared", confidence: float | None = None) -> None:
         """Record that ``child`` derives from ``parent`` (``finetune``, ``adapter``, ``merge``, ``quantized`` ...).
 
-        Either side may name a model that is not in the zoo (a Hub base model not crawled yet).
+        Either side may name a model that is not in the zoo (a Hub base model not crawled yet). ``source``
+        is ``"declared"`` (a card, a builder, a user) or ``"inferred"`` (recovered from the weights, with a
+        ``confidence`` in [0, 1]); a declared and an inferred copy of one edge are kept side by side.
         """
-        self.add_lineage_many([(child, parent, relation, evidence)])
+        self.add_lineage_many([(child, parent, relation, evidence)], source=source,
+                              confidence=None if confidence is None else [confidence])
 
-    def add_lineage_many(self, edges: Iterable[tuple[str, str, str, Any]]) -> None:
-        """Record many ``(child, parent, relation, evidence)`` edges in one transaction."""
-        edges = list(edges)
-        for child, parent, _, _ in edges:
+    def add_lineage_many(self, edges: Iterable[tuple[str, str, str, Any]], *, source: str = "declared",
+                         confidence: Iterable[float | None] | None = None) -> None:
+        """Record many ``(child, parent, relation, evidence)`` edges of one ``source`` in one transaction."""
+        self._write_lineage(list(edges), source, confidence, replace_inferred=None)
+
+    def replace_inferred_lineage(self, edges: Iterable[tuple[str, str, str, Any]],
+                                 confidence: Iterable[float | None] | None = None) -> None:
+        """Swap every inferred edge for ``edges`` in one transaction (declared edges are never touched):
+        a new inference replaces the last one as a whole, or not at all."""
+        self._write_lineage(list(edges), "inferred", confidence, replace_inferred=True)
+
+    def _write_lineage(self, edges: list[tuple[str, str, str, Any]], source: str,
+                       confidence: Iterable[float | None] | None, *, replace_inferred: bool | None) -> None:
+        if source not in LINEAGE_SOURCES:
+            raise LineageError(f"lineage source must be one of {', '.join(LINEAGE_SOURCES)}, not {source!r}")
+        conf = list(confidence) if confidence is not None else [None] * len(edges)
+        if len(conf) != len(edges):
+            raise LineageError(f"{len(edges)} lineage edges but {len(conf)} confidences")
+        for (child, parent, relation, _), k in zip(edges, conf):
             check_name(split_ref(child)[0])
             check_name(split_ref(parent)[0])
             if child == parent:
                 raise LineageError(f"a model cannot be its own parent: {child!r}")
+            if not isinstance(relation, str) or not relation:
+                raise LineageError(f"lineage edge {child!r} <- {parent!r}: relation must be a non-empty string")
+            if k is not None and not 0.0 <= float(k) <= 1.0:
+                raise LineageError(f"lineage edge {child!r} <- {parent!r}: confidence {k!r} is not in [0, 1]")
         now = time.time()
         with self._writer, self._transaction() as c:
-            c.executemany("INSERT OR REPLACE INTO lineage VALUES (?, ?, ?, ?, ?)",
-                          [(child, parent, relation, json.dumps(ev, sort_keys=True) if ev is not None else None, now)
-                           for child, parent, relation, ev in edges])
+            if replace_inferred:
+                c.execute("DELETE FROM lineage WHERE source='inferred'")
+            c.executemany("INSERT OR REPLACE INTO lineage (child, parent, relation, evidence, created_at, source, "
+                          "confidence) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                          [(child, parent, relation, json.dumps(ev, sort_keys=True) if ev is not None else None, now,
+                            source, None if k is None else float(k))
+                           for (child, parent, relation, ev), k in zip(edges, conf)])
 
-    def lineage(self, ref: str, *, direction: str = "both", depth: int | None = None) -> list[dict[str, Any]]:
-        """Lineage edges reachable from ``ref``: ancestors (``"up"``), descendants (``"down"``) or both."""
+    def lineage(self, ref: str, *, direction: str = "both", depth: int | None = None,
+                source: str | None = None) -> list[dict[str, Any]]:
+        """Lineage edges reachable from ``ref``: ancestors (``"up"``), descendants (``"down"``) or both.
+
+        Each edge is ``{child, parent, relation, evidence, source, confidence}``; ``source="declared"`` or
+        ``"inferred"`` follows only edges of that kind (default: both).
+        """
         if direction not in ("up", "down", "both"):
             raise ValueError(f"direction must be 'up', 'down' or 'both', not {direction!r}")
-        edges: dict[tuple[str, str, str], dict[str, Any]] = {}
+        if source is not None and source not in LINEAGE_SOURCES:
+            raise LineageError(f"lineage source must be one of {', '.join(LINEAGE_SOURCES)}, not {source!r}")
+        only = "" if source is None else " AND source = ?"
+        edges: dict[tuple[str, str, str, str], dict[str, Any]] = {}
         for d in (["up", "down"] if direction == "both" else [direction]):
             frontier, seen, level = {ref}, {ref}, 0
             while frontier and (depth is None or level < depth):
-                col, other = ("child", "parent") if d == "up" else ("parent", "child")
+                col = "child" if d == "up" else "parent"
                 marks = ",".join("?" * len(frontier))
-                rows = self._query(f"SELECT child, parent, relation, evidence FROM lineage WHERE {col} IN ({marks})",
-                                   tuple(frontier))
+                rows = self._query(f"SELECT child, parent, relation, evidence, source, confidence FROM lineage "
+                                   f"WHERE {col} IN ({marks}){only} ORDER BY source, child, parent, relation",
+                                   tuple(sorted(frontier)) + ((source,) if source else ()))
                 nxt = set()
-                for child, parent, rel, ev in rows:
-                    edges[(child, parent, rel)] = {"child": child, "parent": parent, "relation": rel,
-                                                   "evidence": json.loads(ev) if ev else None}
+                for child, parent, rel, ev, src, conf in rows:
+                    edges[(child, parent, rel, src)] = {"child": child, "parent": parent, "relation": rel,
+                                                        "evidence": json.loads(ev) if ev else None,
+                                                        "source": src, "confidence": conf}
                     node = parent if d == "up" else child
                     if node not in seen:
                         seen.add(node)
                         nxt.add(node)
                 frontier, level = nxt, level + 1
         return list(edges.values())
+
+    def lineage_edges(self, *, source: str | None = None) -> list[dict[str, Any]]:
+        """Every lineage edge in the zoo (of one ``source`` if given), in the form :meth:`lineage` returns."""
+        if source is not None and source not in LINEAGE_SOURCES:
+            raise LineageError(f"lineage source must be one of {', '.join(LINEAGE_SOURCES)}, not {source!r}")
+        rows = self._query("SELECT child, parent, relation, evidence, source, confidence FROM lineage"
+                           + ("" if source is None else " WHERE source = ?") + " ORDER BY source, child, parent, relation",
+                           (() if source is None else (source,)))
+        return [{"child": c, "parent": p, "relation": r, "evidence": json.loads(e) if e else None, "source": s,
+                 "confidence": k} for c, p, r, e, s, k in rows]
 
     def crawl_state(self, key: str) -> Any:
         rows = self._query("SELECT value FROM crawl_state WHERE key=?", (key,))
@@ -603,18 +825,38 @@ class Zoo:
 
 
 class _ZooStateDict(LazyStateDict):
-    def __init__(self, zoo: Zoo, model_id: int, ref: str, names: list[str]) -> None:
+    def __init__(self, zoo: Zoo, model_id: int, ref: str, names: list[str], *, verify: bool = True) -> None:
         super().__init__(names)
-        self._zoo, self._id, self._ref = zoo, model_id, ref
+        self._zoo, self._id, self._ref, self._verify = zoo, model_id, ref, verify
+        self._rows: dict[str, tuple[Any, ...]] | None = None
+
+    def _row(self, name: str) -> tuple[Any, ...]:
+        # One query for the whole table on first use: a model of a million tiny tensors must not pay a
+        # catalogue join per tensor.
+        if self._rows is None:
+            self._rows = {r[0]: r[1:] for r in self._zoo._query(
+                "SELECT t.name, t.dtype, t.shape, t.hash, b.pack, b.dataset, b.offset FROM tensors t "
+                "LEFT JOIN blobs b ON b.hash = t.hash WHERE t.model_id=?", (self._id,))}
+        row = self._rows.get(name)
+        if row is None:
+            raise TensorNotFoundError(self._ref, name)
+        return row
 
     def _load(self, name: str) -> torch.Tensor:
-        return self._zoo._tensor_of(self._id, self._ref, name)
+        return self._zoo._read_row(self._ref, name, self._row(name), verify=self._verify)
+
+    def read_bytes(self, name: str) -> memoryview:
+        """The raw little-endian bytes of one tensor, hash-checked like a read (what writers stream)."""
+        if name not in self._set:
+            raise KeyError(name)
+        return self._zoo._read_row_bytes(self._ref, name, self._row(name), verify=self._verify)
 
     def __repr__(self) -> str:
         return f"<lazy state dict of {self._ref!r}: {len(self._names)} tensors>"
 
     def tensor_infos(self) -> list[TensorInfo]:
-        return [TensorInfo(t.name, t.dtype, t.shape) for t in self._zoo._tensors_of(self._id)]
+        rows = self._zoo._query("SELECT name, dtype, shape FROM tensors WHERE model_id=? ORDER BY idx", (self._id,))
+        return [TensorInfo.unchecked(n, d, shape_from_text(sh)) for n, d, sh in rows]  # validated at ingest
 
 
 #: Anything a function taking a zoo accepts: an open :class:`Zoo` or its folder.

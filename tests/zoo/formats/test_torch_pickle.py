@@ -24,7 +24,7 @@ def _raises_exactly(exc: type[Exception], source: object, match: str, **kw: obje
 def test_pickle_calling_os_system_never_runs(tmp_path: Path, attacks, kind: str) -> None:
     sentinel = tmp_path / "PWNED"
     p = attacks.write_code_pickle(tmp_path, sentinel, kind)
-    _raises_exactly(UnsafeCheckpointError, p, "weights_only=True\\) refused it")
+    _raises_exactly(UnsafeCheckpointError, p, "refused")
     assert not sentinel.exists(), "the pickle's code ran"
 
 

@@ -202,12 +202,16 @@ def test_verify_finds_corruption_and_repairs_orphans(tmp_path: Path) -> None:
     with Zoo.open(tmp_path / "z") as zoo:
         zoo.ingest({"w": torch.randn(100), "v": torch.randn(10), "big": torch.randn(40_000)}, name="a")
         (pack,) = _packs(zoo)
-        (zoo.packs_dir / "deadbeef.h5").write_bytes(b"orphan")
-        (zoo.packs_dir / ".tmp-cafe.h5").write_bytes(b"tmp")
+        orphan, tmp = "deadbeef" * 4 + ".h5", ".tmp-" + "cafe" * 8 + ".h5"  # named as weightzoo names packs
+        (zoo.packs_dir / orphan).write_bytes(b"orphan")
+        (zoo.packs_dir / tmp).write_bytes(b"tmp")
+        (zoo.packs_dir / "my_results.h5").write_bytes(b"a user's file")  # not ours: reported, never deleted
         rep = zoo.verify()
-        assert rep.clean and rep.orphan_packs == ["deadbeef.h5"] and rep.temp_files == [".tmp-cafe.h5"]
+        assert rep.clean and rep.orphan_packs == [orphan] and rep.temp_files == [tmp]
+        assert rep.foreign_files == ["my_results.h5"]
         rep = zoo.verify(repair=True)
-        assert sorted(rep.repaired) == [".tmp-cafe.h5", "deadbeef.h5"] and _packs(zoo) == {pack}
+        assert sorted(rep.repaired) == [tmp, orphan] and _packs(zoo) == {pack, "my_results.h5"}
+        assert (zoo.packs_dir / "my_results.h5").read_bytes() == b"a user's file"
         zoo._reader.close()
         # Flip stored bytes of a small blob (in a byte segment) and of a large one (its own dataset):
         # the re-hash must notice each.

@@ -8,6 +8,7 @@ error each one must raise.
 
 from __future__ import annotations
 
+import collections
 import io
 import json
 import os
@@ -277,4 +278,163 @@ def write_expanded_view(folder: Path, elements: int = 1 << 40) -> Path:
     storing it contiguously would allocate ``4 * elements`` bytes."""
     p = folder / "expanded.pt"
     torch.save({"w": torch.zeros(1).expand(elements)}, p)
+    return p
+
+
+# --- round two (issue 22): special files, loops, Unicode, ranks, extents, constructors, amplification --
+
+
+def write_fifo(folder: Path) -> Path:
+    """A FIFO named like a checkpoint (no writer: opening it for reading would block forever)."""
+    p = folder / "x.safetensors"
+    os.mkfifo(p)
+    return p
+
+
+def write_symlink_loop(folder: Path, which: str = "model.safetensors") -> Path:
+    """A snapshot folder whose ``which`` (``model.safetensors`` or ``config.json``) is a symlink loop."""
+    snap = folder / f"loop-{which.split('.')[0]}"
+    snap.mkdir()
+    if which != "model.safetensors":
+        safetensors_file(snap)
+    os.symlink(which, snap / which)  # points at itself: ELOOP
+    return snap
+
+
+def write_tensor_named(folder: Path, name: str, file: str = "named.safetensors") -> Path:
+    """A valid file whose one tensor is called ``name`` (written with JSON escapes, so a lone surrogate
+    ``"\\ud800"`` is representable)."""
+    header = json.dumps({name: {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}}, ensure_ascii=True)
+    return safetensors_file(folder, file, header.encode(), struct.pack("<f", 1.0))
+
+
+def write_rank(folder: Path, rank: int, *, elements: int = 1) -> Path:
+    """A valid F32 tensor of ``rank`` dimensions holding ``elements`` (a power of two) values."""
+    shape = [1] * rank
+    k, i = elements, 0
+    while k > 1:
+        shape[i] *= 2
+        k //= 2
+        i += 1
+    data = b"\x00\x00\x80\x3f" * elements
+    header = {"t": {"dtype": "F32", "shape": shape, "data_offsets": [0, len(data)]}}
+    return safetensors_file(folder, f"rank{rank}.safetensors", header, data)
+
+
+def write_zero_element(folder: Path, big: int = 2**64) -> Path:
+    """A zero-element tensor of shape ``[big, 0]`` (0 bytes: consistent, but torch sizes are int64)."""
+    header = {"z": {"dtype": "F32", "shape": [big, 0], "data_offsets": [0, 0]},
+              "a": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}}
+    return safetensors_file(folder, f"zero-{big}.safetensors", header, struct.pack("<f", 1.0))
+
+
+def write_snapshot_with_config(folder: Path, config: bytes, name: str = "snap-config") -> Path:
+    """A snapshot folder: a valid ``model.safetensors`` and ``config.json`` with the raw bytes ``config``."""
+    snap = folder / name
+    snap.mkdir()
+    safetensors_file(snap)
+    (snap / "config.json").write_bytes(config)
+    return snap
+
+
+def empty_lists_json(nbytes: int) -> bytes:
+    """``{"a": [[],[],...]}`` of about ``nbytes``: one Python list per 3 bytes once parsed."""
+    n = max(1, (nbytes - 10) // 3)
+    return b'{"a": [' + b",".join([b"[]"] * n) + b"]}"
+
+
+def write_header_of_empty_lists(folder: Path, nbytes: int = 8 * 2**20) -> Path:
+    """A safetensors file whose header is mostly empty lists (a parse-time memory bomb)."""
+    header = b'{"__metadata__": {"x": "y"}, "pad": ' + empty_lists_json(nbytes)[6:-1] + b"}"
+    return safetensors_file(folder, "empty-lists.safetensors", header, b"")
+
+
+class _Reduce:
+    """Pickles as ``fn(*args)``: what an attacker's pickle can call under ``weights_only``."""
+
+    def __init__(self, fn: Any, *args: Any) -> None:
+        self.fn, self.args = fn, args
+
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        return self.fn, self.args
+
+
+def write_tensor_constructor(folder: Path, elements: int = 2**28, kind: str = "zip") -> Path:
+    """A tiny torch checkpoint whose pickle calls ``torch.Tensor(elements)`` (an allowed constructor:
+    ``elements`` × 4 bytes of uninitialised memory)."""
+    p = folder / f"ctor-{kind}.pt"
+    payload = {"w": _Reduce(torch.Tensor, elements)}
+    torch.save(payload, p, _use_new_zipfile_serialization=kind == "zip")
+    return p
+
+
+def write_storage_constructor(folder: Path, elements: int = 2**20) -> Path:
+    """A torch zip whose tensor is rebuilt over ``torch.FloatStorage(elements)`` called by the pickle."""
+    p = folder / "storage-ctor.pt"
+    fake = _Reduce(torch._utils._rebuild_tensor_v2, _Reduce(torch.FloatStorage, elements), 0, (elements,), (1,),
+                   False, collections.OrderedDict())
+    torch.save({"w": fake}, p)
+    return p
+
+
+def write_parameter_data_swap(folder: Path, elements: int = 2**26) -> Path:
+    """A parameter whose restored state replaces ``.data`` with ``torch.Tensor(elements)``."""
+    p = folder / "data-swap.pt"
+    param = _Reduce(torch._utils._rebuild_parameter_with_state, torch.ones(2), False, collections.OrderedDict(),
+                    {"data": _Reduce(torch.Tensor, elements)})
+    torch.save({"w": param}, p)
+    return p
+
+
+def write_bytearray_pickle(folder: Path, nbytes: int = 2**32, kind: str = "plain") -> Path:
+    """``bytearray(nbytes)`` as a 41-byte plain pickle, or inside a torch zip (``kind="zip"``)."""
+    if kind == "plain":
+        p = folder / "bytearray.pkl"
+        p.write_bytes(pickle.dumps(_Reduce(bytearray, nbytes), protocol=2))
+    else:
+        p = folder / "bytearray.pt"
+        torch.save({"w": torch.ones(1), "x": _Reduce(bytearray, nbytes)}, p)
+    return p
+
+
+def write_overlapping_views(folder: Path, views: int = 200, elements: int = 2**18) -> Path:
+    """``views`` views of one storage of ``elements`` floats: each fits its storage, together they
+    declare ``views``× the file."""
+    base = torch.randn(elements, generator=torch.Generator().manual_seed(0))
+    p = folder / "views.pt"
+    torch.save({f"v{i}": base[i:] for i in range(views)}, p)
+    return p
+
+
+def write_lazy_views(folder: Path) -> Path:
+    """Legitimate lazily conjugated and negated views (``x.conj()``, ``torch._neg_view``)."""
+    g = torch.Generator().manual_seed(0)
+    p = folder / "lazy.pt"
+    torch.save({"c": torch.randn(4, dtype=torch.complex64, generator=g).conj(),
+                "n": torch._neg_view(torch.randn(4, generator=g))}, p)
+    return p
+
+
+def write_sparse(folder: Path, layout: str = "coo") -> Path:
+    """A state dict holding a sparse COO or CSR tensor."""
+    dense = torch.eye(3)
+    p = folder / f"sparse-{layout}.pt"
+    torch.save({"s": dense.to_sparse() if layout == "coo" else dense.to_sparse_csr()}, p)
+    return p
+
+
+def write_deep_nesting(folder: Path, depth: int = 3000, key: str = "x") -> Path:
+    """A state dict nested ``depth`` levels under ``key`` (``"model"`` makes it a chain of wrappers)."""
+    import sys
+
+    obj: Any = {"w": torch.ones(2)}
+    for _ in range(depth):
+        obj = {key: obj}
+    p = folder / f"deep-{key}.pt"
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(max(limit, 4 * depth + 1000))
+    try:
+        torch.save(obj, p)
+    finally:
+        sys.setrecursionlimit(limit)
     return p
