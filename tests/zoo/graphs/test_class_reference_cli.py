@@ -123,3 +123,29 @@ def test_merge_align_of_differently_initialised_models(user_pkg, tmp_path, capsy
     for k, v in net.state_dict().items():
         if v.is_floating_point():
             assert torch.allclose(merged[k], v, atol=1e-6), k
+
+
+@pytest.mark.slow
+def test_zoo_entry_of_a_transformers_model_rebuilds_from_its_config(tmp_path, capsys) -> None:
+    pytest.importorskip("transformers")
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    import testbed
+
+    from weightzoo.zoo.store import Zoo
+
+    m, _ = testbed.build_hf("convnext")
+    with Zoo.open(tmp_path / "zoo") as z:
+        rec = z.ingest(m, name="convnext")
+        assert rec.spec["format"] == "hf" and rec.spec["class"] == "ConvNextModel"
+        back = z.module("convnext")
+        x = torch.randn(1, 3, 32, 32)
+        assert torch.equal(back(pixel_values=x).last_hidden_state, m(pixel_values=x).last_hidden_state)
+    out = tmp_path / "g.safetensors"
+    assert main(["graph", "convnext", "--zoo", str(tmp_path / "zoo"), "--out", str(out), "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["recorded"]["breaks"] == [] and summary["skipped"] == []
+    sd = ParameterGraph.load(out).to_state_dict()
+    assert all(torch.equal(sd[k], v) for k, v in m.state_dict().items())
