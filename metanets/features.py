@@ -36,10 +36,17 @@ QUANTILES = (0.0, 0.25, 0.5, 0.75, 1.0)
 PROBE_IMAGES = 16
 
 
+def parameters_in_layout_order(graph: ParameterGraph) -> dict[str, torch.Tensor]:
+    """The graph's floating-point parameters in the architecture's order (not the file's: a safetensors
+    file may list its tensors in another order than the module that wrote it)."""
+    sd = graph.to_state_dict()
+    return {s.name: sd[s.name] for s in graph.layout.slots if s.role != "buffer" and sd[s.name].is_floating_point()}
+
+
 def stats_features(graph: ParameterGraph, max_tensors: int) -> torch.Tensor:
     """``[7 · max_tensors]`` StatNN statistics of the graph's parameters (buffers left out)."""
     rows = []
-    for t in graph.to_state_dict().values():
+    for t in parameters_in_layout_order(graph).values():
         if not t.is_floating_point():
             continue
         v = t.double().reshape(-1)
@@ -63,11 +70,13 @@ def flat_views(graph: ParameterGraph, length: int, views: int, seed: int) -> tor
     """``[views, length]``: the flat vector, then ``views - 1`` seeded hidden-permutation variants."""
     from weightzoo.zoo.symmetry import permute_hidden
 
-    sd = graph.to_state_dict()
+    sd = parameters_in_layout_order(graph)
+    full = graph.to_state_dict()
     out = [flat_vector(sd, length)]
     g = torch.Generator().manual_seed(seed)
     for _ in range(views - 1):
-        out.append(flat_vector(permute_hidden(sd, g, spec=graph.spec), length))
+        p = permute_hidden(full, g, spec=graph.spec)
+        out.append(flat_vector({k: p[k] for k in sd}, length))
     return torch.stack(out)
 
 
@@ -214,8 +223,7 @@ class Featurizer:
             state["weight_shapes"] = [list(s) for s, _, _ in shapes]
         else:
             if kind == "stats":
-                state["max_tensors"] = max(sum(1 for t in ds.graphs[i].to_state_dict().values() if t.is_floating_point())
-                                           for i in train)
+                state["max_tensors"] = max(len(parameters_in_layout_order(ds.graphs[i])) for i in train)
             elif kind == "flat":
                 state["length"] = max(ds.graphs[i].num_parameters for i in train)
             elif kind == "probe":
@@ -235,7 +243,7 @@ class Featurizer:
         if self.kind == "stats":
             return stats_features(graph, self.state["max_tensors"])
         if self.kind == "flat":
-            return flat_vector(graph.to_state_dict(), self.state["length"])
+            return flat_vector(parameters_in_layout_order(graph), self.state["length"])
         if self.kind == "probe":
             return probe_features(graph, self.state["width"])
         if record is None:
@@ -269,5 +277,5 @@ def _out_features(graph: ParameterGraph) -> int:
     return int((graph.node_type == int(_NT.OUTPUT)).sum())
 
 
-__all__ = ["Featurizer", "PROBE_IMAGES", "QUANTILES", "VECTOR_KINDS", "VectorScaler", "chain_shapes", "flat_vector", "flat_views",
+__all__ = ["Featurizer", "PROBE_IMAGES", "parameters_in_layout_order", "QUANTILES", "VECTOR_KINDS", "VectorScaler", "chain_shapes", "flat_vector", "flat_views",
            "hparam_schema", "hparam_vector", "probe_features", "probe_inputs", "stats_features", "weightspace"]

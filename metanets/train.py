@@ -19,11 +19,13 @@ Every model of :mod:`weightzoo.metanets.models` trains through here, on the same
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
 import re
 import shutil
+import sys
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -294,7 +296,8 @@ def train_seed(ds: GraphDataset, cfg: TrainConfig, seed: int, out: str | os.Path
         if not (out / "model.safetensors").is_file():  # zero epochs: a checkpoint is always saved
             model.save_pretrained(out)
         history, best_epoch, epochs_run = state["history"], int(state["best_epoch"]), int(state["epoch"])
-        model = type(model).from_pretrained(out).to(cfg.device)
+        with contextlib.redirect_stdout(sys.stderr):
+            model = type(model).from_pretrained(out).to(cfg.device)
         shutil.rmtree(last, ignore_errors=True)
     write_json_atomic(out / "featurizer.json", {"kind": featurizer.kind, "state": featurizer.state,
                                                "dataset": ds.describe()})
@@ -391,7 +394,8 @@ class TrainedMetanet:
         folder = best_seed(run, seed)
         metrics = json.loads((folder / "metrics.json").read_text())
         feat = json.loads((folder / "featurizer.json").read_text())
-        model = model_class(metrics["model"]).from_pretrained(folder)
+        with contextlib.redirect_stdout(sys.stderr):  # huggingface_hub prints "Loading weights ..." to stdout
+            model = model_class(metrics["model"]).from_pretrained(folder)
         model.eval()
         return cls(metrics["model"], model, Featurizer(feat["kind"], feat["state"]), feat["dataset"], folder)
 
