@@ -41,7 +41,7 @@ lint: $(LINKED)
 	$(BIN)/ruff check weightzoo zoo metanets hyper analysis datasets tests benchmarks
 
 typecheck: $(LINKED)
-	cd /tmp && $(CURDIR)/$(BIN)/mypy --config-file $(CURDIR)/pyproject.toml -p weightzoo
+	cd /tmp && $(CURDIR)/$(BIN)/mypy --config-file $(CURDIR)/pyproject.toml --cache-dir $(CURDIR)/.mypy_cache -p weightzoo
 
 clean:
 	rm -rf $(VENV) demo-zoo build dist *.egg-info
