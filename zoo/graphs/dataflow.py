@@ -118,6 +118,7 @@ class _Builder:
         self.group_norms: list[tuple[int, int]] = []
         self.skipped: list[Skipped] = []
         self.breaks: list[dict[str, str]] = []
+        self.unplaced: list[dict[str, Any]] = []  # parameters an op uses in a way the graph cannot show
         self.shared: list[str] = []
         self.c = Constraints()
         self.n_nodes = 0
@@ -422,6 +423,8 @@ class _Builder:
             mod = self.modules.get(path)
             names = tuple(n for pid in new for n in self.rec.param_names[pid])
             self.skipped.append(Skipped(path or "<root>", type(mod).__name__ if mod is not None else node.fn, names))
+            self.unplaced.append({"path": path or "<root>", "module": type(mod).__name__ if mod is not None else "",
+                                  "op": node.fn, "tensors": list(names), "reason": reason})
             for pid in new:
                 self.placed[pid] = [None] * len(self._shape(self.pname(pid)))
                 for n in self.rec.param_names[pid]:
@@ -1558,14 +1561,15 @@ def build_plan(module: nn.Module, rec: Recording, *, pack: int, strict: bool = T
     b = _Builder(module, rec, pack)
     b.run()
     if strict and b.skipped:
-        first = b.skipped[0]
+        first, why = b.skipped[0], b.unplaced[0]
         raise UnsupportedLayerError(first.path, first.module,
-                                    f"its parameters {list(first.tensors)[:4]} are used by an op the graph cannot "
-                                    "represent; pass strict=False to keep them as isolated nodes")
+                                    f"its parameters {list(first.tensors)[:4]} are used by op {why['op']!r} "
+                                    f"({why['reason']}), which the graph cannot represent; pass strict=False to "
+                                    "keep them as isolated nodes")
     slot_names = [s.name for s in b.slots]
     if len(set(slot_names)) != len(slot_names):
         raise SpecError(f"{type(module).__name__}: a tensor was placed twice in the graph")
-    info = {"recorded": True, "aliases": b.aliases(), "breaks": b.breaks, "shared": b.shared,
+    info = {"recorded": True, "aliases": b.aliases(), "breaks": b.breaks, "shared": b.shared, "unplaced": b.unplaced,
             "symmetry": _constraints_json(b.c)}
     return {"format": RECORDED_FORMAT, "module": reference or type(module).__name__, "pack": pack,
             "groups": [_group_json(g) for g in b.groups],

@@ -430,6 +430,7 @@ class ParameterGraph:
                       and self._layout.groups[s.out_group].kind == NodeType.UNUSED]
             out["recorded"] = {"module": self.spec.get("module"), "breaks": list(info.get("breaks", [])),
                                "shared": list(info.get("shared", [])), "unused": unused,
+                               "unplaced": list(info.get("unplaced", [])),
                                "aliases": dict(self.aliases)}
         if info.get("transformer"):
             blocks = info["attention"]

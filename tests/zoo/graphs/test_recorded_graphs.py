@@ -147,6 +147,8 @@ def test_unrepresentable_parameters_raise_or_are_listed() -> None:
     g = ParameterGraph.from_module(m, x, strict=False)
     assert [(s.path, s.module) for s in g.skipped] == [("rnn", "LSTM")]
     assert "rnn.weight_ih_l0" in g.skipped[0].tensors
+    unplaced = g.summary()["recorded"]["unplaced"]
+    assert unplaced[0]["path"] == "rnn" and unplaced[0]["op"] == "lstm" and "rnn.weight_hh_l0" in unplaced[0]["tensors"]
     _exact(g, m)  # listed, and still every tensor is in the graph
 
 
