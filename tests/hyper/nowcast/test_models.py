@@ -66,7 +66,11 @@ def test_class_based_module_symmetry_through_its_recorded_graph() -> None:
     symmetry groups) permutes the graph nowcast."""
     from torch import nn
 
-    from weightzoo.zoo.symmetry.any_module import apply_recorded_permutation, permute_recorded, recorded_layout
+    from weightzoo.zoo.symmetry.any_module import (
+        apply_recorded_permutation,
+        permute_recorded,
+        recorded_layout,
+    )
 
     class Net(nn.Module):
         def __init__(self) -> None:
