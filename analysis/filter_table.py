@@ -33,6 +33,7 @@ import torch
 from weightzoo.errors import FilterAnalysisError
 from weightzoo.zoo.formats.base import TensorTable
 from weightzoo.zoo.formats.durable import atomic_path, atomic_write, durable_replace, temp_name
+from weightzoo.zoo.store.executors import Executor, SerialExecutor
 
 from .filter_metrics import _CHUNK, SPARSITY_EPS, DegenerationThresholds, layer_quality
 
@@ -416,6 +417,7 @@ def scan_filters(
     out: str | os.PathLike[str] | None = None,
     keep_filters: bool = True,
     progress: Callable[[str], None] | None = None,
+    executor: Executor | None = None,
 ) -> FilterScan:
     """Collect the k×k filters and per-layer metrics of many models, one model in memory at a time.
 
@@ -429,6 +431,9 @@ def scan_filters(
         out: stream the filters into this HDF5 file as they are read (bounded memory for zoo-wide runs);
             the returned table then reads from it lazily. Without it the filters stay in memory.
         keep_filters: ``False`` computes the metrics only (``table.filters`` is then empty).
+        executor: scan the models on workers (an :class:`~weightzoo.zoo.store.executors.Executor`: a
+            process pool or Ray tasks); this process looks zoo models up, the workers read them straight
+            from the packs, and the table is assembled here in input order — equal to a serial scan.
     """
     import h5py
 
@@ -448,39 +453,26 @@ def scan_filters(
         ds = h5.create_dataset("filters", shape=(0, d), maxshape=(None, d), dtype="float32", chunks=(_CHUNK, d))
     skipped: list[str] = []
     try:
-        for src in sources:
-            label, src = src if isinstance(src, tuple) else (None, src)
-            meta = _catalogue_meta(zoo_obj, src) if zoo_obj is not None and isinstance(src, str) else {}
-            found = False
-            for cl in iter_conv_layers(src, zoo=zoo_obj, kernel=kernel, model_name=label):
-                found = True
-                q = layer_quality(cl.weight, eps=eps, thresholds=thresholds)
-                row: dict[str, Any] = {
-                    "model": cl.model,
-                    "layer": cl.layer,
-                    "depth": cl.depth,
-                    "normalized_depth": cl.normalized_depth,
-                    "n_conv_layers": cl.n_conv_layers,
-                    "groups": cl.groups,
-                    "groups_inferred": cl.groups_inferred,
-                }
-                row.update(q.as_dict())
+        jobs = [_scan_job(src, zoo_obj) for src in sources]
+        ex = executor if executor is not None else SerialExecutor()
+        task = _ScanTask(kernel, eps, thresholds, keep_filters)
+        for (label, payload, meta), (rows, flats) in zip(jobs, ex.map(task, [(lb, p) for lb, p, _ in jobs])):
+            for row, flat in zip(rows, flats):
                 for k, v in meta.items():
                     row.setdefault(k, v)
                 layers.append(row)
-                n = q.n_filters if keep_filters else 0
+                n = len(flat) if keep_filters else 0
                 if keep_filters:
-                    flat = cl.weight.reshape(-1, d).numpy()
                     if ds is not None:
                         ds.resize(offsets[-1] + n, axis=0)
                         ds[offsets[-1] :] = flat
                     else:
-                        blocks.append(flat.copy())
+                        blocks.append(flat)
                 offsets.append(offsets[-1] + n)
-            if not found:
-                skipped.append(label or str(src))
+            if not rows:
+                skipped.append(label or str(payload))
             if progress:
-                progress(label or str(src))
+                progress(label or str(payload))
         if h5 is not None:
             assert ds is not None and tmp_path is not None and out is not None
             table = FilterTable(ds, layers, np.array(offsets), kernel)
@@ -502,6 +494,54 @@ def scan_filters(
             Path(tmp_path).unlink(missing_ok=True)
         if zoo_obj is not None and zoo_obj is not zoo:
             zoo_obj.close()
+
+
+def _scan_job(src: Any, zoo: Any) -> tuple[str | None, Any, dict[str, Any]]:
+    """``(label, what a worker reads, catalogue metadata)``: zoo names become detached models (workers never
+    open the catalogue), paths become absolute (a worker's working folder may differ)."""
+    label, src = src if isinstance(src, tuple) else (None, src)
+    if not isinstance(src, str | os.PathLike):
+        return label, src, {}
+    ref = os.fspath(src)
+    from weightzoo.zoo.store.resolve import classify_ref
+
+    explicit = isinstance(src, Path) or ref.startswith(("./", "../", "/"))
+    if zoo is not None and classify_ref(ref, zoo, explicit_path=explicit) == "zoo":
+        return label or ref, zoo.detach(ref), _catalogue_meta(zoo, ref)
+    meta = _catalogue_meta(zoo, ref) if zoo is not None and isinstance(src, str) else {}
+    return label or ref, str(Path(ref).resolve()), meta
+
+
+class _ScanTask:
+    """One model's conv layers → ``(layer rows, k×k filter blocks)``, in a worker or in-process."""
+
+    def __init__(self, kernel: int, eps: float, thresholds: DegenerationThresholds | None, keep_filters: bool) -> None:
+        self.kernel, self.eps, self.thresholds, self.keep_filters = kernel, eps, thresholds, keep_filters
+
+    def __call__(self, job: tuple[str | None, Any]) -> tuple[list[dict[str, Any]], list[np.ndarray]]:
+        from weightzoo.zoo.store.detached import DetachedModel
+
+        label, src = job
+        if isinstance(src, DetachedModel):
+            src = src.state_dict()
+        d = self.kernel * self.kernel
+        rows: list[dict[str, Any]] = []
+        flats: list[np.ndarray] = []
+        for cl in iter_conv_layers(src, kernel=self.kernel, model_name=label):
+            q = layer_quality(cl.weight, eps=self.eps, thresholds=self.thresholds)
+            row: dict[str, Any] = {
+                "model": cl.model,
+                "layer": cl.layer,
+                "depth": cl.depth,
+                "normalized_depth": cl.normalized_depth,
+                "n_conv_layers": cl.n_conv_layers,
+                "groups": cl.groups,
+                "groups_inferred": cl.groups_inferred,
+            }
+            row.update(q.as_dict())
+            rows.append(row)
+            flats.append(cl.weight.reshape(-1, d).numpy().copy() if self.keep_filters else np.zeros((0, d), np.float32))
+        return rows, flats
 
 
 def _open_zoo(zoo: Any) -> Any:

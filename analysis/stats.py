@@ -265,6 +265,53 @@ def zoo_stats(zoo: ZooLike, models: Iterable[str] | None = None, **kwargs: Any) 
             yield from model_stats(name, zoo=z, model_name=name, **kwargs)
 
 
+class _ModelStatsTask:
+    """``(label, source) -> [TensorStats]`` for an executor: picklable, reads a detached zoo model or a path."""
+
+    def __init__(self, eps: float, max_svd_flops: float) -> None:
+        self.eps, self.max_svd_flops = eps, max_svd_flops
+
+    def __call__(self, job: tuple[str, Any]) -> list[TensorStats]:
+        from weightzoo.zoo.store.detached import DetachedModel
+
+        label, source = job
+        src = source.state_dict() if isinstance(source, DetachedModel) else source
+        return list(model_stats(src, model_name=label, eps=self.eps, max_svd_flops=self.max_svd_flops))
+
+
+def stats_many(sources: Iterable[tuple[str, Any]], *, zoo: ZooLike | None = None, executor: Any = None,
+               workers: int | None = 1, ray: bool | str | None = None, eps: float = NEAR_ZERO_EPS,
+               max_svd_flops: float = MAX_SVD_FLOPS) -> list[TensorStats]:
+    """:func:`model_stats` of many models on workers (processes or Ray tasks), rows in input order.
+
+    ``sources`` are ``(label, source)`` pairs: a zoo model name (with ``zoo``), a checkpoint path the
+    workers can read, a module or a state dict. Zoo models are looked up here, by the one process that
+    opens the catalogue, and read by the workers straight from the packs
+    (:meth:`~weightzoo.zoo.store.Zoo.detach`). The rows equal a serial run's exactly.
+
+    Args:
+        executor: an :class:`~weightzoo.zoo.store.executors.Executor`; default ``make_executor(workers, ray=ray)``.
+    """
+    from weightzoo.zoo.store import using_zoo
+    from weightzoo.zoo.store.executors import make_executor
+    from weightzoo.zoo.store.resolve import classify_ref
+
+    jobs = list(sources)
+    ex = executor if executor is not None else make_executor(workers, ray=ray)
+    try:
+        if zoo is not None:
+            with using_zoo(zoo) as z:
+                jobs = [(label, z.detach(src) if isinstance(src, str) and classify_ref(src, z) == "zoo" else src)
+                        for label, src in jobs]
+        rows: list[TensorStats] = []
+        for part in ex.map(_ModelStatsTask(eps, max_svd_flops), jobs):
+            rows.extend(part)
+        return rows
+    finally:
+        if executor is None:
+            ex.close()
+
+
 def stats_frame(rows: Iterable[TensorStats]) -> Any:
     """The rows as a ``pandas.DataFrame`` (pandas is optional and imported here)."""
     try:
@@ -283,6 +330,7 @@ __all__ = [
     "model_stats",
     "spectral_norm",
     "stats_frame",
+    "stats_many",
     "tensor_stats",
     "zoo_stats",
 ]

@@ -1,8 +1,8 @@
 """The machinery every benchmark-zoo builder shares: work units, executors, batch ingest, resume, manifests.
 
 A builder cuts its zoo into *work units* (one network's whole training run with all its checkpoints, or a
-batch of SIRENs fitted together). Units run in an :class:`Executor` — in-process, a process pool, or any
-backend with the same two methods (a Ray executor plugs in there) — and return plain numpy state dicts with
+batch of SIRENs fitted together). Units run in an :class:`~weightzoo.zoo.store.executors.Executor` — in-process,
+a process pool or Ray tasks, the executors every heavy job shares — and return plain numpy state dicts with
 their spec and metadata. Only the main process writes to the zoo, with ``Zoo.ingest_many`` in batches, so a
 zoo of thousands of networks is a handful of packs and transactions.
 
@@ -23,7 +23,7 @@ import json
 import os
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -32,6 +32,7 @@ import numpy as np
 
 from weightzoo.errors import DatasetError
 from weightzoo.zoo.formats.durable import write_json_atomic
+from weightzoo.zoo.store.executors import Executor, ProcessExecutor, SerialExecutor, make_executor
 
 if TYPE_CHECKING:
     from weightzoo.zoo.store import ZooLike
@@ -90,95 +91,6 @@ def run_unit(unit: WorkUnit) -> UnitResult:
     result = unit.fn(unit)
     result.seconds = time.perf_counter() - t0
     return result
-
-
-# --- executors -----------------------------------------------------------------------------------
-
-
-class Executor(ABC):
-    """Runs ``fn`` over items and yields results as they complete (in any order).
-
-    A distributed backend implements the same two methods (e.g. Ray: ``ray.remote(fn)`` per item and
-    ``ray.wait`` to yield them); the main process still does every zoo write.
-    """
-
-    @abstractmethod
-    def map_unordered(self, fn: Callable[[Any], Any], items: Iterable[Any]) -> Iterator[Any]:
-        """Yield ``fn(item)`` for every item, as each completes."""
-
-    def close(self) -> None:  # noqa: B027 - optional hook: in-process executors hold nothing
-        """Release workers."""
-
-
-class SerialExecutor(Executor):
-    """Runs everything in the calling process (tests, one-core machines, debugging)."""
-
-    def map_unordered(self, fn: Callable[[Any], Any], items: Iterable[Any]) -> Iterator[Any]:
-        import torch
-
-        threads = torch.get_num_threads()
-        torch.set_num_threads(1)  # as in the pool's workers; small nets run faster on one thread
-        try:
-            for item in items:
-                yield fn(item)
-        finally:
-            torch.set_num_threads(threads)
-
-
-def _init_worker() -> None:
-    import torch
-
-    # Small networks: one thread per worker beats torch's intra-op threads fighting over the cores.
-    torch.set_num_threads(1)
-
-
-class ProcessExecutor(Executor):
-    """A ``concurrent.futures.ProcessPoolExecutor`` (``spawn`` by default: safe with torch threads).
-
-    At most ``2 × workers`` units are in flight, so results stream back without piling up in memory.
-    """
-
-    def __init__(self, workers: int | None = None, *, context: str = "spawn") -> None:
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor
-
-        if context not in ("spawn", "forkserver"):
-            raise DatasetError(f"ProcessExecutor: context must be 'spawn' or 'forkserver', not {context!r}")
-        self.workers = workers or os.cpu_count() or 1
-        self._pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context(context),
-                                         initializer=_init_worker)
-
-    def map_unordered(self, fn: Callable[[Any], Any], items: Iterable[Any]) -> Iterator[Any]:
-        from concurrent.futures import FIRST_COMPLETED, wait
-
-        it = iter(items)
-        pending: set[Any] = set()
-        try:
-            while True:
-                while len(pending) < 2 * self.workers:
-                    try:
-                        pending.add(self._pool.submit(fn, next(it)))
-                    except StopIteration:
-                        break
-                if not pending:
-                    return
-                done, pending = wait(pending, return_when=FIRST_COMPLETED)
-                for f in done:
-                    yield f.result()
-        finally:
-            for f in pending:
-                f.cancel()
-
-    def close(self) -> None:
-        self._pool.shutdown(wait=True, cancel_futures=True)
-
-
-def make_executor(workers: int | None) -> Executor:
-    """``SerialExecutor`` for one worker, else a process pool with ``workers`` (default: all cores)."""
-    n = workers if workers is not None else (os.cpu_count() or 1)
-    if n < 1:
-        raise DatasetError(f"workers must be >= 1, got {n}")
-    return SerialExecutor() if n == 1 else ProcessExecutor(n)
 
 
 # --- seeds, splits, summaries ------------------------------------------------------------------------
@@ -283,6 +195,8 @@ class BuildReport:
     models_ingested: int
     wall_seconds: float
     unit_seconds: list[float]
+    executor: str = "serial"
+    retries: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         d = {k: getattr(self, k) for k in self.__dataclass_fields__}
@@ -309,13 +223,15 @@ def read_manifest(zoo_path: str | os.PathLike[str], dataset: str) -> dict[str, A
 def _to_item(it: ModelItem) -> dict[str, Any]:
     import torch
 
-    return {"source": {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in it.state.items()},
+    # Arrays from Ray's object store are read-only views: copy those (torch wants writable memory).
+    return {"source": {k: torch.from_numpy(np.ascontiguousarray(v) if v.flags.writeable else v.copy())
+                       for k, v in it.state.items()},
             "name": it.name, "spec": it.spec, "metadata": it.metadata, "library": "torch"}
 
 
 def build_dataset(builder: DatasetBuilder, zoo: ZooLike, *, size: int | None = None, seed: int = 0,
                   workers: int | None = None, executor: Executor | None = None, batch_models: int = 512,
-                  progress: bool = True) -> BuildReport:
+                  progress: bool = True, ray: bool | str | None = None) -> BuildReport:
     """Build (or resume) ``builder``'s zoo of ``size`` into ``zoo`` (a :class:`Zoo` or a folder).
 
     Args:
@@ -323,6 +239,8 @@ def build_dataset(builder: DatasetBuilder, zoo: ZooLike, *, size: int | None = N
         seed: the zoo seed; every hyperparameter, initialisation and split derives from it.
         workers: processes (default: all cores; 1 runs in-process). Ignored when ``executor`` is given.
         executor: any :class:`Executor` (e.g. a distributed one).
+        ray: run the units as Ray tasks: ``True`` (``$WEIGHTZOO_RAY_ADDRESS`` or a local instance) or an
+            address; ``None`` follows ``$WEIGHTZOO_RAY_ADDRESS``; ``False`` never (see ``make_executor``).
         batch_models: ingest every time this many checkpoints are waiting (one pack, one transaction).
     """
     from tqdm import tqdm
@@ -368,7 +286,8 @@ def build_dataset(builder: DatasetBuilder, zoo: ZooLike, *, size: int | None = N
             pending.clear()
             _write_manifest(builder, z, units, size, seed, recipe, old, report, t0, complete=False)
 
-        ex = executor if executor is not None else make_executor(workers)
+        ex = executor if executor is not None else make_executor(workers, ray=ray)
+        report.executor = ex.name
         bar = tqdm(total=len(todo), desc=builder.name, unit="unit", disable=not progress or None)
         try:
             for result in ex.map_unordered(run_unit, todo):
@@ -380,6 +299,7 @@ def build_dataset(builder: DatasetBuilder, zoo: ZooLike, *, size: int | None = N
                     flush()
         finally:
             bar.close()
+            report.retries = ex.retries
             if executor is None:
                 ex.close()
             if pending:  # keep finished work even when interrupted: the rebuild resumes after it

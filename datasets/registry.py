@@ -37,10 +37,10 @@ def get_builder(name: str, **options: Any) -> DatasetBuilder:
 
 def build(name: str, zoo: ZooLike, *, size: int | None = None, seed: int = 0, workers: int | None = None,
           executor: Executor | None = None, batch_models: int = 512, progress: bool = True,
-          **options: Any) -> BuildReport:
+          ray: bool | str | None = None, **options: Any) -> BuildReport:
     """Build (or resume) dataset ``name`` into ``zoo`` (a ``Zoo`` or a folder); see :func:`build_dataset`."""
     return build_dataset(get_builder(name, **options), zoo, size=size, seed=seed, workers=workers,
-                         executor=executor, batch_models=batch_models, progress=progress)
+                         executor=executor, batch_models=batch_models, progress=progress, ray=ray)
 
 
 def describe() -> list[dict[str, Any]]:

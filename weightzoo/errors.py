@@ -242,6 +242,31 @@ class ConfigError(InvalidOptionError):
     """A configuration file (a merge YAML, a mirror's repo.json) is unreadable or malformed."""
 
 
+class ExecutorError(WeightzooError, RuntimeError):
+    """A heavy job's executor (process pool, Ray) could not run it."""
+
+
+class ExecutorUnavailableError(ExecutorError, ImportError):
+    """The chosen backend cannot be used here (Ray not installed, cluster unreachable)."""
+
+    def __init__(self, backend: str, reason: str) -> None:
+        self.backend = backend
+        self.reason = reason
+        super().__init__(f"executor {backend}: {reason}")
+
+
+class TaskFailedError(ExecutorError):
+    """One item of a job lost its worker more often than the executor retries (killed, out of memory, node lost)."""
+
+    def __init__(self, item: object, attempts: int, reason: str) -> None:
+        self.item = item
+        self.attempts = attempts
+        self.reason = reason
+        text = repr(item)
+        super().__init__(f"task {text[:120]}{'...' if len(text) > 120 else ''} failed after {attempts} "
+                         f"attempt(s): {reason}")
+
+
 class HeaderTooLargeError(CheckpointError):
     """A safetensors header announces more bytes than the limit (refused before fetching them)."""
 
@@ -251,6 +276,9 @@ class TruncatedResponseError(HubError):
 
 
 __all__ = [
+    "ExecutorError",
+    "ExecutorUnavailableError",
+    "TaskFailedError",
     "AmbiguousModelError",
     "AmbiguousRevisionError",
     "IncompatibleZooError",

@@ -46,6 +46,36 @@ def _plain(o: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(o).__name__}")
 
 
+def add_executor(parser: argparse.ArgumentParser, *, workers: bool = True) -> None:
+    """Add ``--ray [ADDRESS]`` and ``--ray-address ADDRESS`` (and ``--workers N``): where the heavy job runs."""
+    if workers:
+        parser.add_argument("--workers", type=int, default=None,
+                            help="local worker processes (1 = in-process), or the CPUs of a local Ray instance")
+    parser.add_argument("--ray", nargs="?", const="", default=None, metavar="ADDRESS",
+                        help="run as Ray tasks: on the cluster at ADDRESS (auto, ray://head:10001), or bare: at "
+                        "$WEIGHTZOO_RAY_ADDRESS, else a local Ray instance; put a bare --ray after positional "
+                        "arguments (default: Ray only when $WEIGHTZOO_RAY_ADDRESS is set)")
+    parser.add_argument("--ray-address", default=None, metavar="ADDRESS", help="same as --ray ADDRESS")
+    parser.add_argument("--no-ray", action="store_true", help="never Ray, even with $WEIGHTZOO_RAY_ADDRESS set")
+
+
+def ray_choice(args: argparse.Namespace) -> bool | str | None:
+    """The ``ray=`` argument of :func:`weightzoo.zoo.store.executors.make_executor` from the options."""
+    if getattr(args, "no_ray", False):
+        return False
+    if getattr(args, "ray_address", None):
+        return str(args.ray_address)
+    value = getattr(args, "ray", None)
+    return None if value is None else (value or True)
+
+
+def wants_workers(args: argparse.Namespace) -> bool:
+    """Whether the job should go to an executor (``--workers`` > 1 or Ray chosen or set in the environment)."""
+    from weightzoo.zoo.store.executors import resolve_ray
+
+    return (getattr(args, "workers", None) or 1) > 1 or resolve_ray(ray_choice(args)) is not None
+
+
 def require_zoo(args: argparse.Namespace) -> str:
     if not getattr(args, "zoo", None):
         raise InvalidOptionError(f"{args.command} needs --zoo DIR (or $WEIGHTZOO_ZOO)")

@@ -7,7 +7,7 @@ import sys
 
 from weightzoo.errors import InvalidOptionError
 
-from ._common import add_json, add_zoo, print_json, require_zoo
+from ._common import add_executor, add_json, add_zoo, print_json, ray_choice, require_zoo
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -34,6 +34,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--endpoint", help="Hub endpoint (default $HF_ENDPOINT, else https://huggingface.co)")
     p.add_argument("--cache-dir", help="HF cache for --download (default: the shared cache)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_executor(p, workers=False)
     add_zoo(p, required=True)
     add_json(p)
     p.set_defaults(func=_crawl)
@@ -61,7 +62,7 @@ def _crawl(args: argparse.Namespace) -> int:
                     revision=args.revision, download=args.download, include=args.include,
                     allow_pickle=args.allow_pickle, workers=args.workers, endpoint=args.endpoint,
                     max_params=args.max_params, progress=not (args.no_progress or args.json),
-                    cache_dir=args.cache_dir)
+                    cache_dir=args.cache_dir, ray=ray_choice(args))
     if args.json:
         print_json(summary.to_dict())
     else:

@@ -8,7 +8,7 @@ from typing import Any
 
 from weightzoo.errors import InvalidOptionError
 
-from ._common import add_json, add_zoo, print_json, require_zoo
+from ._common import add_executor, add_json, add_zoo, print_json, ray_choice, require_zoo
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -23,7 +23,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     b.add_argument("--size", type=int, default=None, help="networks / images / trees / architectures "
                    "(default: the dataset's default size)")
     b.add_argument("--seed", type=int, default=0, help="zoo seed (default 0)")
-    b.add_argument("--workers", type=int, default=None, help="processes (default: all cores; 1 = in-process)")
+    add_executor(b)
     b.add_argument("--epochs", type=str, default=None,
                    help="digits-cnn(-wild), digits-mlp: checkpoint epochs, comma-separated (default 0,1,2,4,8,12); "
                    "archs: training epochs of the trained fraction (default 2)")
@@ -77,15 +77,17 @@ def run_build(args: argparse.Namespace) -> int:
     from weightzoo.datasets.registry import build
 
     report = build(args.name, require_zoo(args), size=args.size, seed=args.seed, workers=args.workers,
-                   progress=not args.no_progress, **_options(args))
+                   progress=not args.no_progress, ray=ray_choice(args), **_options(args))
     d = report.to_dict()
     if args.json:
         print_json(d)
     else:
         mean = d["unit_seconds_mean"]
         per = f", {mean:.2f} s per unit" if mean is not None else ""
+        retried = f", {d['retries']} retried after a lost worker" if d["retries"] else ""
         print(f"{args.name}: {d['units_built']} units built, {d['units_skipped']} already present, "
-              f"{d['models_ingested']} models ingested in {d['wall_seconds']:.1f} s{per}; manifest {d['manifest']}")
+              f"{d['models_ingested']} models ingested in {d['wall_seconds']:.1f} s{per} ({d['executor']}"
+              f"{retried}); manifest {d['manifest']}")
     return 0
 
 

@@ -11,7 +11,7 @@ from typing import Any
 
 from weightzoo.errors import InvalidOptionError
 
-from ._common import add_json, add_zoo, print_json, resolve_model_ref
+from ._common import add_executor, add_json, add_zoo, print_json, ray_choice, resolve_model_ref
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -31,6 +31,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--depth-bins", type=int, default=4, help="bins of normalised depth for --by depth (default 4)")
     p.add_argument("--out", default=None, metavar="FILE", help="write the filter table (.h5 or .csv)")
     p.add_argument("--plots", default=None, metavar="DIR", help="write figures (PNG) to this folder")
+    add_executor(p)
     add_json(p)
     p.set_defaults(func=run)
 
@@ -68,14 +69,18 @@ def run(args: argparse.Namespace) -> int:
         h5 = None
         if need_filters:
             h5 = Path(args.out) if args.out and Path(args.out).suffix.lower() in (".h5", ".hdf5") else Path(tmpdir or ".") / "filters.h5"
-        scan = scan_filters(
-            [(label, src) for label, src in sources],
-            zoo=args.zoo,
-            kernel=args.kernel,
-            eps=args.eps,
-            out=h5,
-            keep_filters=need_filters,
-        )
+        from weightzoo.zoo.store.executors import make_executor
+
+        with make_executor(args.workers or 1, ray=ray_choice(args)) as ex:  # one model per task
+            scan = scan_filters(
+                [(label, src) for label, src in sources],
+                zoo=args.zoo,
+                kernel=args.kernel,
+                eps=args.eps,
+                out=h5,
+                keep_filters=need_filters,
+                executor=ex,
+            )
         with scan.table as table:
             shift = None
             if args.by:

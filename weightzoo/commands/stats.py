@@ -8,7 +8,7 @@ from typing import Any
 
 from weightzoo.errors import InvalidOptionError
 
-from ._common import add_json, add_zoo, print_json, resolve_model_ref
+from ._common import add_executor, add_json, add_zoo, print_json, ray_choice, resolve_model_ref
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -23,12 +23,13 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--all", action="store_true", help="every ingested model of the zoo")
     p.add_argument("--layers", action="store_true", help="aggregate tensors into layers")
     p.add_argument("--eps", type=float, default=0.01, help="near-zero ε: |w| < ε·max|w| (default 0.01)")
+    add_executor(p)
     add_json(p)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from weightzoo.analysis.stats import StatsError, layer_stats, model_stats
+    from weightzoo.analysis.stats import StatsError, layer_stats, stats_many
 
     if args.all:
         if not args.zoo:
@@ -41,10 +42,13 @@ def run(args: argparse.Namespace) -> int:
         if not args.model:
             raise InvalidOptionError("stats needs MODEL arguments (or --all with --zoo)")
         refs = [resolve_model_ref(m, args.zoo) for m in args.model]
-    rows: list[Any] = []
+    jobs: list[tuple[str, str]] = []
     for (kind, value), label in zip(refs, [r[1] for r in refs] if args.all else args.model):
-        src = value if kind == "zoo" else str(Path(value))
-        rows.extend(model_stats(src, zoo=args.zoo if kind == "zoo" else None, model_name=label, eps=args.eps))
+        jobs.append((label, value if kind == "zoo" else str(Path(value).resolve())))
+    zoo_jobs = any(kind == "zoo" for kind, _ in refs)
+    # one model per task, on processes or Ray (--workers, --ray); in-process by default
+    rows: list[Any] = stats_many(jobs, zoo=args.zoo if zoo_jobs else None, workers=args.workers or 1,
+                                 ray=ray_choice(args), eps=args.eps)
     out = layer_stats(rows) if args.layers else [r.as_dict() for r in rows]
     if args.json:
         print_json(out)

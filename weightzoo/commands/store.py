@@ -9,7 +9,7 @@ from typing import Any
 
 from weightzoo.errors import InvalidOptionError
 
-from ._common import add_json, add_zoo, print_json, require_zoo
+from ._common import add_executor, add_json, add_zoo, print_json, ray_choice, require_zoo, wants_workers
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -21,7 +21,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--meta", action="append", default=[], metavar="KEY=VALUE",
                    help="free-form metadata; VALUE parsed as JSON when it is JSON (repeatable)")
     p.add_argument("--replace", action="store_true", help="replace models of the same name")
-    p.add_argument("--batch", action="store_true", help="ingest all PATHs in one pack and one transaction")
+    p.add_argument("--batch", action="store_true", help="ingest all PATHs in one pack and one transaction "
+                   "(with workers: one transaction, a pack per worker task)")
+    add_executor(p)
+    p.add_argument("--per-task", type=int, default=1, metavar="N",
+                   help="with workers: checkpoints per task, one pack each (default 1)")
     add_json(p)
     p.set_defaults(func=_ingest)
 
@@ -110,7 +114,12 @@ def _ingest(args: argparse.Namespace) -> int:
     with _open(args, create=True) as zoo:
         items = [dict(source=p, name=args.name, revision=args.revision, metadata=meta, replace=args.replace)
                  for p in args.paths]
-        if args.batch:
+        if wants_workers(args):  # workers stage packs; this process alone commits the catalogue
+            from weightzoo.zoo.store.staging import ingest_parallel
+
+            recs = ingest_parallel(zoo, items, workers=args.workers, ray=ray_choice(args), per_task=args.per_task,
+                                   atomic=args.batch)
+        elif args.batch:
             recs = zoo.ingest_many(items)
         else:
             recs = [zoo.ingest_many([it])[0] for it in items]

@@ -37,6 +37,7 @@ from weightzoo.errors import (
     WeightzooError,
 )
 from weightzoo.zoo.formats.base import Checkpoint, TensorInfo
+from weightzoo.zoo.store.executors import resolve_ray
 
 from .headers import HeaderReader, WeightPlan, plan_summary, select_weights
 from .lineage import LineageEdge, declared_lineage
@@ -44,6 +45,7 @@ from .retry import Retrier, RetryPolicy, classify
 
 if TYPE_CHECKING:
     from weightzoo.zoo.store import Zoo, ZooLike
+    from weightzoo.zoo.store.staging import StagedPack
 
 #: Fields asked of the listing, so one page carries everything a metadata record needs.
 EXPAND: list[Any] = ["author", "sha", "siblings", "cardData", "config", "tags", "library_name", "pipeline_tag", "downloads",
@@ -108,6 +110,9 @@ class _Outcome:
     plan: WeightPlan | None = None
     folder: Path | None = None
     message: str = ""
+    staged: StagedPack | None = None  # on Ray: the worker staged the download into a pack
+    ingest_error: str = ""
+    retries: dict[str, int] = field(default_factory=dict)  # the worker's retries (a Ray task's own count)
 
 
 def _plain(value: Any) -> Any:
@@ -128,7 +133,7 @@ def _message(exc: BaseException) -> str:
 
 
 class _Crawler:
-    def __init__(self, zoo: Zoo, *, endpoint: str, token: str | bool | None, revision: str | None, download: bool,
+    def __init__(self, zoo: Zoo | None, *, endpoint: str, token: str | bool | None, revision: str | None, download: bool,
                  include: list[str] | None, allow_pickle: bool, max_params: int | None, policy: RetryPolicy,
                  cache_dir: str | os.PathLike[str] | None) -> None:
         from importlib.metadata import version
@@ -148,6 +153,7 @@ class _Crawler:
         self.reader = HeaderReader(endpoint, headers, self.retrier)
         self.pending: list[dict[str, Any]] = []  # metadata-only rows, written in batches by flush()
         self.pending_edges: list[tuple[str, str, str, Any]] = []
+        self.recheck_done = False  # outcomes from workers that could not see the zoo (Ray)
 
     # --- checks --------------------------------------------------------------------------------------
     def probe(self) -> None:
@@ -171,7 +177,7 @@ class _Crawler:
 
     def is_done(self, repo_id: str, sha: str | None) -> bool:
         """Whether this repository is already in the zoo at ``sha`` with nothing left to do."""
-        if not sha:
+        if not sha or self.zoo is None:  # a Ray worker sees no catalogue: the driver checks again
             return False
         ref = f"{repo_id}@{sha}"
         if not self.zoo.has_model(ref):
@@ -295,6 +301,10 @@ class _Crawler:
 
     # --- main thread: the only writer ----------------------------------------------------------------
     def apply(self, o: _Outcome, summary: CrawlSummary) -> None:
+        for kind, n in o.retries.items():
+            self.retrier.retries[kind] += n
+        if self.recheck_done and o.status not in ("up-to-date", "max-params") and self.is_done(o.repo_id, o.sha):
+            o.status = "up-to-date"
         if o.status in ("up-to-date", "max-params"):
             summary.skipped[o.status] += 1
             return
@@ -309,11 +319,16 @@ class _Crawler:
         if o.status == "ingest":
             self.flush()
             try:
-                self._ingest(o)
+                if o.ingest_error:
+                    raise HubError(o.ingest_error)
+                if o.staged is not None:
+                    self.zoo_().commit_staged([o.staged])
+                else:
+                    self._ingest(o)
                 summary.ingested += 1
             except WeightzooError as exc:
                 summary.failed["ingest-error"] += 1
-                o.message = _message(exc)
+                o.message = o.ingest_error or _message(exc)
                 _note(summary, o)
                 return
         else:
@@ -330,6 +345,12 @@ class _Crawler:
         if len(self.pending) >= 64 or len(self.pending_edges) >= 64:
             self.flush()
 
+    def zoo_(self) -> Zoo:
+        """The zoo (the driver's crawler always has one; a worker's never writes)."""
+        if self.zoo is None:
+            raise HubError("a worker-side crawler has no zoo to write to")
+        return self.zoo
+
     def flush(self) -> None:
         """Write the buffered edges, then the records: one transaction each per batch, not per model.
 
@@ -337,13 +358,21 @@ class _Crawler:
         written after it could be lost for good by a crash in between (a rerun skips done repositories).
         """
         if self.pending_edges:
-            self.zoo.add_lineage_many(self.pending_edges)
+            self.zoo_().add_lineage_many(self.pending_edges)
             self.pending_edges = []
         if self.pending:
-            self.zoo.add_metadata_only_many(self.pending)
+            self.zoo_().add_metadata_only_many(self.pending)
             self.pending = []
 
     def _ingest(self, o: _Outcome) -> None:
+        ckpt, item = self._ingest_item(o)
+        try:
+            self.zoo_().ingest(**item)
+        finally:
+            ckpt.close()
+
+    def _ingest_item(self, o: _Outcome) -> tuple[Checkpoint, dict[str, Any]]:
+        """The downloaded checkpoint of an ``ingest`` outcome, opened, and the ``Zoo.ingest`` arguments."""
         from weightzoo.zoo.formats import open_checkpoint
         from weightzoo.zoo.formats.snapshot import read_config
 
@@ -354,12 +383,26 @@ class _Crawler:
             ckpt: Checkpoint = _Components(o.folder, o.plan, read_config(o.folder))
         else:
             ckpt = open_checkpoint(o.folder, allow_pickle=self.allow_pickle)
+        return ckpt, dict(source=ckpt, name=o.repo_id, revision=o.sha, metadata=f["metadata"], spec=f["spec"],
+                          replace=True, repo_id=o.repo_id, license=f["license"], tags=f["tags"], library=f["library"])
+
+    def stage(self, o: _Outcome, packs_dir: str, prefix: str) -> None:
+        """Worker side of a download on Ray: write the weights into a new pack for the driver to commit."""
+        from weightzoo.zoo.store.staging import stage_pack
+
+        if o.status != "ingest" or o.fields is None:
+            return
+        o.fields["metadata"]["hub_status"] = "ok"
+        if o.message:
+            o.fields["metadata"]["hub_error"] = o.message
         try:
-            self.zoo.ingest(ckpt, name=o.repo_id, revision=o.sha, metadata=f["metadata"], spec=f["spec"],
-                            replace=True, repo_id=o.repo_id, license=f["license"], tags=f["tags"],
-                            library=f["library"])
-        finally:
-            ckpt.close()
+            ckpt, item = self._ingest_item(o)
+            try:
+                o.staged = stage_pack(packs_dir, [item], prefix=prefix)
+            finally:
+                ckpt.close()
+        except WeightzooError as exc:
+            o.ingest_error = _message(exc)
 
 
 class _Components(Checkpoint):
@@ -407,6 +450,28 @@ def _note(summary: CrawlSummary, o: _Outcome) -> None:
         summary.errors.append({"repo": o.repo_id, "reason": o.status, "message": o.message})
 
 
+class _InspectTask:
+    """One repository on a Ray worker: ``ModelInfo -> _Outcome`` with a crawler of its own (no zoo), built
+    once per worker process; with ``download`` the weights are staged into a pack of the zoo's folder."""
+
+    _crawlers: dict[str, _Crawler] = {}
+
+    def __init__(self, options: dict[str, Any], stage: tuple[str, str] | None) -> None:
+        self.options, self.stage = options, stage
+        self.key = json.dumps({k: str(v) for k, v in options.items()}, sort_keys=True)
+
+    def __call__(self, info: Any) -> _Outcome:
+        crawler = self._crawlers.get(self.key)
+        if crawler is None:
+            crawler = self._crawlers[self.key] = _Crawler(None, **self.options)
+        before = Counter(crawler.retrier.retries)
+        o = crawler.inspect(info)
+        if self.stage is not None:
+            crawler.stage(o, *self.stage)
+        o.retries = dict(Counter(crawler.retrier.retries) - before)
+        return o
+
+
 def _listing(crawler: _Crawler, kwargs: dict[str, Any]) -> Iterator[Any]:
     """``list_models`` that survives a failed page: restart and skip what was already yielded."""
     done, failures = 0, 0
@@ -449,6 +514,10 @@ class CrawlQuery:
         progress: a tqdm bar with models/s.
         retry: the :class:`~weightzoo.zoo.hub.RetryPolicy` for every request.
         cache_dir: the HF cache for ``download`` (default: the shared cache).
+        ray: inspect repositories as Ray tasks (``True``, an address; ``None`` follows
+            ``$WEIGHTZOO_RAY_ADDRESS``): workers do the network work (and, with ``download``, write the
+            weights into new packs); this process alone writes the catalogue. See
+            :func:`~weightzoo.zoo.store.executors.make_executor`.
     """
 
     search: str | None = None
@@ -469,6 +538,7 @@ class CrawlQuery:
     progress: bool = True
     retry: RetryPolicy | None = None
     cache_dir: str | os.PathLike[str] | None = None
+    ray: bool | str | None = None
 
     def __post_init__(self) -> None:
         if self.workers < 1:
@@ -529,9 +599,10 @@ def _run(zoo: Zoo, q: CrawlQuery, endpoint: str) -> CrawlSummary:
     asked = json.loads(key[len("hub:"):])
     asked.pop("endpoint")
     summary = CrawlSummary(query={**asked, "limit": q.limit}, endpoint=endpoint)
-    crawler = _Crawler(zoo, endpoint=endpoint, token=q.token, revision=q.revision, download=q.download,
-                       include=list(q.include) if q.include else None, allow_pickle=q.allow_pickle,
-                       max_params=q.max_params, policy=q.retry or RetryPolicy(), cache_dir=q.cache_dir)
+    options = dict(endpoint=endpoint, token=q.token, revision=q.revision, download=q.download,
+                   include=list(q.include) if q.include else None, allow_pickle=q.allow_pickle,
+                   max_params=q.max_params, policy=q.retry or RetryPolicy(), cache_dir=q.cache_dir)
+    crawler = _Crawler(zoo, **options)  # type: ignore[arg-type]
     previous = zoo.crawl_state(key) or {}
     t0, last_save = time.perf_counter(), time.perf_counter()
 
@@ -568,8 +639,10 @@ def _run(zoo: Zoo, q: CrawlQuery, endpoint: str) -> CrawlSummary:
     quiet = not q.progress and not are_progress_bars_disabled()
     if quiet:  # snapshot_download's own bars
         disable_progress_bars()
-    try:
-        save("running")
+    broken: list[HubError] = []
+
+    def to_inspect() -> Iterator[Any]:
+        """The listing, less repositories already done; a broken listing ends it (raised after the drain)."""
         try:
             for info in _listing(crawler, list_kwargs):
                 summary.listed += 1
@@ -578,12 +651,22 @@ def _run(zoo: Zoo, q: CrawlQuery, endpoint: str) -> CrawlSummary:
                     summary.skipped["up-to-date"] += 1
                     bar.update(1)
                     continue
+                yield info
+        except HubError as exc:  # the listing broke, not the models in flight: keep their work, then stop
+            broken.append(exc)
+
+    address = resolve_ray(q.ray)
+    try:
+        save("running")
+        if address is None:
+            for info in to_inspect():
                 inflight.add(pool.submit(crawler.inspect, info))
                 drain(2 * q.workers)
-        except HubError:
-            drain(0)  # the listing broke, not the models in flight: keep their work, then stop
-            raise
-        drain(0)
+            drain(0)
+        else:
+            _inspect_on_ray(zoo, crawler, options, address, q, to_inspect(), summary, bar, save)
+        if broken:
+            raise broken[0]
         summary.complete = True
         status = "complete"
     finally:
@@ -593,6 +676,34 @@ def _run(zoo: Zoo, q: CrawlQuery, endpoint: str) -> CrawlSummary:
         if quiet:
             enable_progress_bars()
     return summary
+
+
+def _inspect_on_ray(zoo: Zoo, crawler: _Crawler, options: dict[str, Any], address: str, q: CrawlQuery,
+                    infos: Iterator[Any], summary: CrawlSummary, bar: Any, save: Any) -> None:
+    """Inspect (and with ``download`` stage) every listed repository as a Ray task; apply outcomes here."""
+    from weightzoo.zoo.store.executors import RayExecutor
+    from weightzoo.zoo.store.staging import new_job_prefix
+
+    prefix = new_job_prefix()
+    crawler.recheck_done = True
+    task = _InspectTask(options, (str(zoo.packs_dir), prefix) if q.download else None)
+    # Network-bound tasks: a quarter CPU each, so a 2-CPU worker runs 8 requests at once.
+    ex = RayExecutor(address, cpus_per_task=0.25)
+    last_save = time.perf_counter()
+    try:
+        for o in ex.map_unordered(task, infos):
+            crawler.apply(o, summary)
+            bar.update(1)
+            bar.set_postfix(ok=summary.recorded + summary.ingested, skip=sum(summary.skipped.values()),
+                            fail=sum(summary.failed.values()), refresh=False)
+            if time.perf_counter() - last_save > 2:
+                save("running")
+                last_save = time.perf_counter()
+    finally:
+        ex.close()
+        if q.download:
+            crawler.flush()
+            zoo.discard_staged(prefix)
 
 
 __all__ = ["EXPAND", "SORTS", "CrawlQuery", "CrawlSummary", "RetryPolicy", "crawl"]

@@ -57,6 +57,8 @@ CREATE INDEX IF NOT EXISTS tensors_hash ON tensors(hash);
 CREATE TABLE IF NOT EXISTS metadata (
     model_id INTEGER NOT NULL REFERENCES models(id) ON DELETE CASCADE,
     key TEXT NOT NULL, value TEXT NOT NULL, PRIMARY KEY (model_id, key));
+CREATE INDEX IF NOT EXISTS metadata_key_value ON metadata(key, value);
+CREATE INDEX IF NOT EXISTS models_library ON models(library);
 CREATE TABLE IF NOT EXISTS lineage (
     child TEXT NOT NULL, parent TEXT NOT NULL, relation TEXT NOT NULL,
     evidence TEXT, created_at REAL NOT NULL,
@@ -84,6 +86,20 @@ CREATE INDEX IF NOT EXISTS lineage_parent ON lineage(parent);
 """
 
 _MIGRATIONS = {2: _V2_TO_V3}  # from version → script to the next version
+
+
+# A zoo this user may only read cannot be upgraded in place; its v2 lineage table is read through a
+# temporary view of the v3 shape instead (SQLite resolves an unqualified name in ``temp`` first).
+_V2_READ_VIEW = """
+CREATE TEMP VIEW IF NOT EXISTS lineage AS
+    SELECT child, parent, relation, evidence, created_at, 'declared' AS source, NULL AS confidence FROM main.lineage;
+"""
+
+
+def read_as_current(conn: sqlite3.Connection, version: int) -> None:
+    """Make a read-only catalogue of an older released schema readable as the current one (no write)."""
+    if version == 2:
+        conn.executescript(_V2_READ_VIEW)
 
 
 def migrate(conn: sqlite3.Connection, version: int) -> int:

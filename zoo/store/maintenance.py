@@ -20,7 +20,7 @@ from typing import Any
 from weightzoo.errors import ZooCorruptError
 
 from .lock import WriterLock
-from .packs import PACK_SUFFIX, TMP_PREFIX, BlobLocation, PackReader, blob_hash
+from .packs import JOB_PREFIX, PACK_SUFFIX, TMP_PREFIX, BlobLocation, PackReader, blob_hash
 
 
 @dataclass(frozen=True)
@@ -74,8 +74,9 @@ class VerifyReport:
 
 
 #: Names weightzoo gives its packs and their temporaries; nothing else in ``packs/`` is ever deleted.
-PACK_NAME = re.compile(r"[0-9a-f]{32}" + re.escape(PACK_SUFFIX))
-TEMP_NAME = re.compile(re.escape(TMP_PREFIX) + r"[0-9a-f]{32}" + re.escape(PACK_SUFFIX))
+#: (Packs staged by a distributed job carry its prefix, ``job<12 hex>-``.)
+PACK_NAME = re.compile(f"(?:{JOB_PREFIX.pattern})?" + r"[0-9a-f]{32}" + re.escape(PACK_SUFFIX))
+TEMP_NAME = re.compile(re.escape(TMP_PREFIX) + PACK_NAME.pattern)
 
 
 def _is_plain_file(path: Path) -> bool:

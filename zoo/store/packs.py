@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import threading
 import uuid
 from collections import OrderedDict
@@ -38,6 +39,9 @@ _WRITEBACK_BYTES = 32 << 20
 SMALL_BLOB = 64 << 10  # blobs smaller than this go into segments
 _SEGMENT_BYTES = 32 << 20  # a segment is written out once it holds this much
 PACK_SUFFIX = ".h5"
+#: The prefix that marks the packs of one distributed job (``job`` + 12 hex digits + ``-``), so its driver
+#: can find and remove what the job's workers wrote but it never committed.
+JOB_PREFIX = re.compile(r"job[0-9a-f]{12}-")
 #: HDF5 datasets have at most 32 dimensions; a blob of higher rank (torch allows 64) is stored flat, and its
 #: shape, which the catalogue records, is restored on read.
 HDF5_MAX_RANK = 32
@@ -76,9 +80,12 @@ class BlobLocation:
 class PackWriter:
     """Writes one new pack: ``add`` blobs, then ``commit`` (rename into place) or ``abort``."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, *, prefix: str = "") -> None:
         self.folder = folder
-        self.name = f"{uuid.uuid4().hex}{PACK_SUFFIX}"
+        # ``prefix`` marks the packs of one distributed job, so its driver can find what the job left behind.
+        if prefix and not JOB_PREFIX.fullmatch(prefix):
+            raise ValueError(f"PackWriter: a pack prefix is 'job' + 12 hex digits + '-', not {prefix!r}")
+        self.name = f"{prefix}{uuid.uuid4().hex}{PACK_SUFFIX}"
         self.tmp = folder / f"{TMP_PREFIX}{self.name}"
         self.path = folder / self.name
         self.count = 0
@@ -294,7 +301,11 @@ class PackReader:
         raw = self.read_raw(pack, loc, nbytes)
         if raw.size != nbytes:
             raise ZooCorruptError(f"pack {pack}, blob {loc.dataset}: {raw.size} bytes stored, {nbytes} expected")
-        return tensor_from_bytes(raw, code, shape)
+        if loc.offset is not None or nbytes == 0:
+            return tensor_from_bytes(raw, code, shape)  # a slice of a shared window: copied
+        # A whole dataset was read into a fresh array: wrap it without a second copy.
+        t = torch.from_numpy(raw)
+        return t.view(torch.bool if dt.torch == torch.bool else dt.torch).reshape(shape)
 
     def keys(self, pack: str) -> list[str]:
         return self._guarded(pack, "index of datasets", lambda f: list(f.keys()))
@@ -315,4 +326,4 @@ def _one_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text.splitlines()[0][:200]}" if text else type(exc).__name__
 
 
-__all__ = ["digest_tensor", "PACK_SUFFIX", "SMALL_BLOB", "TMP_PREFIX", "BlobLocation", "PackReader", "PackWriter", "blob_hash"]
+__all__ = ["digest_tensor", "JOB_PREFIX", "PACK_SUFFIX", "SMALL_BLOB", "TMP_PREFIX", "BlobLocation", "PackReader", "PackWriter", "blob_hash"]

@@ -14,9 +14,11 @@ from typing import Any
 
 import torch
 
-from weightzoo.errors import InvalidOptionError
+from weightzoo.errors import CheckpointError, InvalidOptionError
 from weightzoo.zoo.formats._json import json_problem
 from weightzoo.zoo.formats.base import Checkpoint
+
+from .catalog import check_name
 
 
 @dataclass
@@ -71,14 +73,74 @@ def spec_for(source: Any, ckpt: Checkpoint) -> dict[str, Any] | None:
     if isinstance(source, torch.nn.Module):
         try:
             from weightzoo.errors import WeightzooError
-            from weightzoo.zoo.arch import spec_from_module
+            from weightzoo.zoo.arch import class_reference, class_spec, hf_module_spec, spec_from_module
         except ImportError:
             return None
+        hf = hf_module_spec(source)  # a transformers model object: rebuilt from its config
+        if hf is not None:
+            return hf
         try:
             return spec_from_module(source)
         except WeightzooError:
-            return None
+            ref = class_reference(source)  # a class-based module: rebuilt from its importable class
+            return class_spec(ref) if ref is not None else None
     return None
+
+
+#: Catalogue fields an ingest item may set besides name, revision, metadata, spec and replace.
+EXTRA_FIELDS = frozenset({"repo_id", "license", "tags", "library", "model_type", "architecture"})
+
+
+def open_item(it: dict[str, Any]) -> IngestItem:
+    """Open one ingest item (the keyword arguments of ``Zoo.ingest``, consumed) and validate it."""
+    from weightzoo.zoo.formats import open_checkpoint
+
+    source = it.pop("source")
+    ckpt = source if isinstance(source, Checkpoint) else open_checkpoint(source)
+    try:
+        name = it.pop("name", None)
+        if name is None:
+            name = default_name(source, ckpt)
+        check_name(name)
+        revision = it.pop("revision", None) or None
+        metadata = dict(it.pop("metadata", None) or {})
+        check_json(metadata, "metadata")
+        spec = it.pop("spec", None)
+        if spec is None:
+            spec = spec_for(source, ckpt)
+        if spec is not None:
+            spec = dict(spec)
+            check_json(spec, "spec")
+        if ckpt.config is not None:  # stored per model and read by every `ls`: bounded, finite, valid Unicode
+            from weightzoo.zoo.formats._json import MAX_DEPTH
+            from weightzoo.zoo.formats.snapshot import MAX_CONFIG_BYTES
+
+            try:
+                check_json(ckpt.config, "config.json", max_bytes=MAX_CONFIG_BYTES, max_depth=MAX_DEPTH)
+            except InvalidOptionError as exc:
+                raise CheckpointError(ckpt.path, str(exc)) from None
+        replace = bool(it.pop("replace", False))
+        src = str(Path(ckpt.path).resolve()) if ckpt.path is not None else ckpt.format
+        # The source is provenance text: a file name in an invalid encoding is kept, its bad bytes escaped.
+        src = os.fsencode(src).decode("utf-8", "backslashreplace")
+        unknown = set(it) - EXTRA_FIELDS
+        if unknown:
+            raise TypeError(f"unknown ingest fields: {sorted(unknown)}")
+    except BaseException:
+        if not isinstance(source, Checkpoint):
+            ckpt.close()
+        raise
+    return IngestItem(ckpt, name, revision, metadata, spec, replace, src, it)
+
+
+def catalog_fields(it: IngestItem) -> dict[str, Any]:
+    """The catalogue columns of an ingested item (what its checkpoint implies, overridden by the item)."""
+    ck = it.ckpt
+    return dict(source=it.source, format=ck.format, repo_id=it.extra.get("repo_id"), spec=it.spec, config=ck.config,
+                library=it.extra.get("library") or library_of(ck),
+                model_type=it.extra.get("model_type") or ck.model_type,
+                architecture=it.extra.get("architecture") or ck.architecture,
+                license=it.extra.get("license"), tags=list(it.extra.get("tags") or []))
 
 
 #: Most JSON bytes stored per model for its free-form metadata (and for a spec); a config may take
@@ -103,4 +165,5 @@ def check_json(value: Any, what: str, *, max_bytes: int = MAX_METADATA_BYTES, ma
         raise InvalidOptionError(f"{what} takes {size} bytes of JSON, more than the {max_bytes} stored per model")
 
 
-__all__ = ["MAX_METADATA_BYTES", "MAX_METADATA_DEPTH", "IngestItem", "check_json", "default_name", "library_of", "spec_for"]
+__all__ = ["EXTRA_FIELDS", "MAX_METADATA_BYTES", "MAX_METADATA_DEPTH", "IngestItem", "catalog_fields", "check_json",
+           "default_name", "library_of", "open_item", "spec_for"]

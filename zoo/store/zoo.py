@@ -18,8 +18,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Iterator, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeAlias
@@ -28,10 +27,8 @@ import torch
 
 from weightzoo.errors import (
     AmbiguousRevisionError,
-    CheckpointError,
     IncompatibleZooError,
     InvalidNameError,
-    InvalidOptionError,
     LineageError,
     ModelExistsError,
     ModelNotFoundError,
@@ -45,7 +42,7 @@ from weightzoo.errors import (
     ZooReadOnlyError,
 )
 from weightzoo.zoo.formats._json import MAX_DEPTH
-from weightzoo.zoo.formats.base import Checkpoint, LazyStateDict, TensorInfo
+from weightzoo.zoo.formats.base import LazyStateDict, TensorInfo
 from weightzoo.zoo.formats.dtypes import dtype_from_code, tensor_bytes
 from weightzoo.zoo.formats.snapshot import MAX_CONFIG_BYTES
 
@@ -62,19 +59,20 @@ from .catalog import (
     insert_model,
     migrate,
     model_from_row,
+    read_as_current,
     shape_from_text,
     shape_text,
     split_ref,
     tensor_from_row,
 )
+from .detached import DetachedModel, DetachedTensor
 from .lock import WriterLock
-from .maintenance import StoreAccess, VerifyReport, collect_garbage, verify_zoo
-from .packs import SMALL_BLOB, BlobLocation, PackReader, PackWriter, blob_hash, digest_tensor
+from .maintenance import PACK_NAME, TEMP_NAME, StoreAccess, VerifyReport, collect_garbage, verify_zoo
+from .packs import JOB_PREFIX, TMP_PREFIX, BlobLocation, PackReader, PackWriter, blob_hash
 from .sources import IngestItem as _Item
 from .sources import check_json as _check_json
-from .sources import default_name as _default_name
-from .sources import library_of as _library_of
-from .sources import spec_for as _spec_for
+from .sources import open_item as _open_item
+from .staging import BlobTable, StagedModel, StagedPack, check_unique, write_pack
 
 CATALOG = "catalog.sqlite"
 PACKS = "packs"
@@ -125,7 +123,7 @@ class Zoo:
         self.read_only = read_only
         self._conn = connect(path / CATALOG, read_only=read_only)
         self._db_lock = threading.RLock()
-        self._writer = WriterLock(path, lock_timeout)
+        self._writer = WriterLock(path, lock_timeout, read_only=read_only)
         self._reader = PackReader(self.packs_dir)
 
     # --- opening -----------------------------------------------------------------------------------
@@ -169,6 +167,9 @@ class Zoo:
     def _init_schema(self) -> None:
         if self.read_only:
             row = self._conn.execute("SELECT value FROM info WHERE key='schema'").fetchone()
+            if row is not None and OLDEST_MIGRATABLE <= int(row[0]) < SCHEMA_VERSION:
+                read_as_current(self._conn, int(row[0]))  # cannot upgrade what we may not write: read it as is
+                return
             if row is None or int(row[0]) != SCHEMA_VERSION:
                 raise IncompatibleZooError(f"{self.path}: catalogue schema {row[0] if row else 'missing'} is not the "
                                            f"one this weightzoo reads ({SCHEMA_VERSION})")
@@ -330,13 +331,24 @@ class Zoo:
             elif key == "tag":
                 where.append("EXISTS (SELECT 1 FROM json_each(models.tags) WHERE json_each.value = ?)")
                 args.append(value)
-            else:
+            else:  # an index range on metadata(key, value), not a probe per model (docs/scale.md)
                 _check_json({key: value}, "metadata filter")
-                where.append("EXISTS (SELECT 1 FROM metadata m WHERE m.model_id = models.id AND m.key = ? AND m.value = ?)")
+                where.append("id IN (SELECT model_id FROM metadata WHERE key = ? AND value = ?)")
                 args.extend([key, json.dumps(value, sort_keys=True)])
         sql = f"SELECT {MODEL_COLUMNS} FROM models" + (" WHERE " + " AND ".join(where) if where else "")
         rows = self._query(sql + " ORDER BY created_at, id", tuple(args))
-        return [model_from_row(r, self._metadata(int(r[0]))) for r in rows]
+        meta = self._metadata_of([int(r[0]) for r in rows])
+        return [model_from_row(r, meta.get(int(r[0]), {})) for r in rows]
+
+    def _metadata_of(self, ids: list[int]) -> dict[int, dict[str, Any]]:
+        """Metadata of many models, a few hundred per query (not one query per model)."""
+        out: dict[int, dict[str, Any]] = {}
+        for i in range(0, len(ids), 500):
+            chunk = ids[i:i + 500]
+            for mid, k, v in self._query(f"SELECT model_id, key, value FROM metadata WHERE model_id IN "
+                                         f"({','.join('?' * len(chunk))}) ORDER BY model_id, key", tuple(chunk)):
+                out.setdefault(mid, {})[k] = json.loads(v)
+        return out
 
     def __len__(self) -> int:
         return int(self._query("SELECT COUNT(*) FROM models")[0][0])
@@ -431,6 +443,21 @@ class Zoo:
             with self._db_lock:
                 _rollback(self._conn)
 
+    def detach(self, ref: str) -> DetachedModel:
+        """Where ``ref``'s tensors sit in the packs, with its catalogue fields: what a worker needs to read
+        the model without opening the catalogue (see :mod:`weightzoo.zoo.store.detached`)."""
+        rec = self.model(ref)
+        rows = self._query("SELECT t.name, t.dtype, t.shape, b.pack, b.dataset, b.offset, t.hash FROM tensors t "
+                           "LEFT JOIN blobs b ON b.hash = t.hash WHERE t.model_id=? ORDER BY t.idx",
+                           (self._model_id(rec.ref),))
+        tensors = []
+        for name, code, shape, pack, dataset, offset, h in rows:
+            if h is not None and pack is None:  # bytes were stored once: say so on read, not silently
+                pack, dataset, offset = None, "", None
+            tensors.append(DetachedTensor(name, code, tuple(json.loads(shape)), pack, dataset, offset))
+        fields = {k: v for k, v in rec.to_dict().items() if k not in ("spec", "config")}
+        return DetachedModel(rec.ref, str(self.packs_dir), tuple(tensors), fields)
+
     def module(self, ref: str) -> torch.nn.Module:
         """The stored model rebuilt as an ``nn.Module`` from its architecture spec, with its weights."""
         rec = self.model(ref)
@@ -473,146 +500,150 @@ class Zoo:
         opened: list[_Item] = []
         try:
             for it in items:
-                opened.append(self._open_item(dict(it)))
-            names = [(i.name, i.revision or "") for i in opened]
-            if len(set(names)) != len(names):
-                raise ModelExistsError(next(n for n in names if names.count(n) > 1)[0])
+                opened.append(_open_item(dict(it)))
+            check_unique(opened)
             with self._writer:
                 return self._write(opened, progress)
         finally:
             for i in opened:
                 i.ckpt.close()
 
-    def _open_item(self, it: dict[str, Any]) -> _Item:
-        from weightzoo.zoo.formats import open_checkpoint
-
-        source = it.pop("source")
-        ckpt = source if isinstance(source, Checkpoint) else open_checkpoint(source)
-        name = it.pop("name", None)
-        if name is None:
-            name = _default_name(source, ckpt)
-        check_name(name)
-        revision = it.pop("revision", None) or None
-        metadata = dict(it.pop("metadata", None) or {})
-        _check_json(metadata, "metadata")
-        spec = it.pop("spec", None)
-        if spec is None:
-            spec = _spec_for(source, ckpt)
-        if spec is not None:
-            spec = dict(spec)
-            _check_json(spec, "spec")
-        if ckpt.config is not None:  # stored per model and read by every `ls`: bounded, finite, valid Unicode
-            try:
-                _check_json(ckpt.config, "config.json", max_bytes=MAX_CONFIG_BYTES, max_depth=MAX_DEPTH)
-            except InvalidOptionError as exc:
-                raise CheckpointError(ckpt.path, str(exc)) from None
-        replace = bool(it.pop("replace", False))
-        src = str(Path(ckpt.path).resolve()) if ckpt.path is not None else ckpt.format
-        # The source is provenance text: a file name in an invalid encoding is kept, its bad bytes escaped.
-        src = os.fsencode(src).decode("utf-8", "backslashreplace")
-        unknown = set(it) - {"repo_id", "license", "tags", "library", "model_type", "architecture"}
-        if unknown:
-            raise TypeError(f"unknown ingest fields: {sorted(unknown)}")
-        return _Item(ckpt, name, revision, metadata, spec, replace, src, it)
-
     def _write(self, items: list[_Item], progress: bool | None) -> list[ModelRecord]:
         from tqdm import tqdm
 
         for it in items:  # fail before writing a byte when a name is taken
-            self._check_free(it)
+            self._check_free(it.name, it.revision, it.replace)
         total = sum(t.nbytes for it in items for t in it.ckpt.tensors)
         show = progress if progress is not None else (total > (256 << 20) or len(items) > 200)
         bar = tqdm(total=total, unit="B", unit_scale=True, desc="ingest", disable=not show or None, leave=False)
         writer = PackWriter(self.packs_dir)
-        new_blobs: dict[str, tuple[str, tuple[int, ...], int, BlobLocation]] = {}
         # Deduplicate only against blobs whose pack is still there: a lost pack is healed by ingesting the
         # same checkpoint again (its blobs are written anew and re-pointed at the new pack).
         present = set(os.listdir(self.packs_dir))
         healed: set[str] = set()
-        # Hash and scan tensor i+1 in a helper thread while tensor i is written (both release the GIL),
-        # so ingest time approaches the time of the write alone.
-        stream = [(k, info) for k, it in enumerate(items) for info in it.ckpt.tensors]
-        rows: list[list[tuple[TensorInfo, str, int, int]]] = [[] for _ in items]
-        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="weightzoo-digest")
-
-        def fetch(i: int) -> tuple[memoryview, Future[tuple[str, int, int]] | tuple[str, int, int]]:
-            k, info = stream[i]
-            data = items[k].ckpt.read_bytes(info.name)
-            if len(data) < SMALL_BLOB:  # a thread hand-off costs more than hashing a small tensor here
-                return data, digest_tensor(items[k].name, info, data)
-            return data, pool.submit(digest_tensor, items[k].name, info, data)
-
         try:
-            ahead = fetch(0) if stream else None
-            for i, (k, info) in enumerate(stream):
-                assert ahead is not None
-                data, fut = ahead
-                ahead = fetch(i + 1) if i + 1 < len(stream) else None
-                h, nan, inf = fut if isinstance(fut, tuple) else fut.result()
-                if h not in new_blobs and not self._has_blob(h, present, healed):
-                    loc = writer.add(h, info.dtype, info.shape, data)
-                    new_blobs[h] = (info.dtype, info.shape, info.nbytes, loc)
-                rows[k].append((info, h, nan, inf))
-                del data, fut
-                bar.update(info.nbytes)
-            plans = list(zip(items, rows))
+            models, new_blobs = write_pack(items, writer, known=lambda hs: self._known_blobs(hs, present, healed),
+                                           on_bytes=bar.update)
             wrote = writer.commit()
         except BaseException:
             writer.abort()
             raise
         finally:
-            pool.shutdown(wait=True, cancel_futures=True)
             bar.close()
         try:
-            return self._commit(plans, writer.name if wrote else None, writer.nbytes, new_blobs, healed)
+            return self._commit(models, [(writer.name, writer.nbytes, new_blobs)] if wrote else [], healed)
         except BaseException:
             if wrote:  # the catalogue never pointed at it: remove the (now orphan) pack
                 writer.abort()
             raise
 
-    def _has_blob(self, h: str, present: set[str], healed: set[str]) -> bool:
-        """Whether blob ``h`` is stored in a pack that exists (a blob of a lost pack is noted in ``healed``)."""
-        rows = self._query("SELECT pack FROM blobs WHERE hash=?", (h,))
-        if rows and rows[0][0] not in present:
-            healed.add(rows[0][0])
-            return False
-        return bool(rows)
+    def commit_staged(self, staged: Sequence[StagedPack]) -> list[ModelRecord]:
+        """Commit packs staged by workers (:func:`~weightzoo.zoo.store.staging.stage_pack`): one transaction
+        for all their models, in order. Only the driver — the one process that opens this catalogue — calls it.
 
-    def _check_free(self, it: _Item) -> None:
-        rows = self._query("SELECT ingested FROM models WHERE name=? AND revision=?", (it.name, it.revision or ""))
-        if rows and rows[0][0] and not it.replace:
-            raise ModelExistsError(it.name if not it.revision else f"{it.name}@{it.revision}")
+        A blob already in the zoo keeps its first copy; a staged pack none of whose blobs is new is deleted.
+        All or nothing: on an error (a name taken, a pack missing) nothing is committed and the staged packs
+        stay orphans for :meth:`discard_staged` or ``verify --repair``.
+        """
+        models = [m for sp in staged for m in sp.models]
+        refs = [(m.name, m.revision or "") for m in models]
+        if len(set(refs)) != len(refs):
+            raise ModelExistsError(next(n for n in refs if refs.count(n) > 1)[0])
+        with self._writer:
+            for m in models:
+                self._check_free(m.name, m.revision, m.replace)
+            packs: list[tuple[str, int, BlobTable]] = []
+            empty: list[str] = []
+            seen: set[str] = set()
+            present = set(os.listdir(self.packs_dir))
+            healed: set[str] = set()
+            for sp in staged:
+                if sp.pack is None:
+                    continue
+                if not (self.packs_dir / sp.pack).is_file():
+                    raise StorageError(f"{self.path}: staged pack {sp.pack} is missing; nothing was committed")
+                stored = self._known_blobs([h for h in sp.blobs if h not in seen], present, healed)
+                fresh = {h: v for h, v in sp.blobs.items() if h not in seen and h not in stored}
+                seen.update(fresh)
+                if fresh:
+                    packs.append((sp.pack, sp.nbytes, fresh))
+                else:
+                    empty.append(sp.pack)
+            records = self._commit(models, packs, healed)
+            for name in empty:  # every blob was already stored: the catalogue never points at this pack
+                (self.packs_dir / name).unlink(missing_ok=True)
+        return records
 
-    def _commit(self, plans: list[tuple[_Item, list[tuple[TensorInfo, str, int, int]]]], pack: str | None,
-                pack_bytes: int, new_blobs: dict[str, tuple[str, tuple[int, ...], int, BlobLocation]],
+    def discard_staged(self, prefix: str) -> list[str]:
+        """Delete the files a distributed job with this pack ``prefix`` left uncommitted (temporary files of
+        workers killed mid-write, packs staged but never committed); returns their names."""
+        if not JOB_PREFIX.fullmatch(prefix):
+            raise ValueError(f"discard_staged: {prefix!r} is not a job's pack prefix ('job' + 12 hex digits + '-')")
+        removed = []
+        with self._writer:
+            committed = {r[0] for r in self._query(
+                "SELECT name FROM packs WHERE substr(name, 1, length(?)) = ?", (prefix, prefix))}
+            for p in self.packs_dir.iterdir():
+                n = p.name
+                ours = PACK_NAME.fullmatch(n) or TEMP_NAME.fullmatch(n)  # never a file weightzoo did not name
+                if ours and n.startswith((TMP_PREFIX + prefix, prefix)) and n not in committed and p.is_file():
+                    p.unlink(missing_ok=True)
+                    removed.append(n)
+        return sorted(removed)
+
+    def _known_blobs(self, hashes: Sequence[str], present: set[str], healed: set[str]) -> set[str]:
+        """The blobs among ``hashes`` stored in a pack that exists; blobs of lost packs are not known (they
+        are written again) and their packs are noted in ``healed``. One query per 500 hashes."""
+        known = set()
+        for h, pack in self._stored_packs(list(hashes)).items():
+            if pack in present:
+                known.add(h)
+            else:
+                healed.add(pack)
+        return known
+
+    def _stored_packs(self, hashes: list[str]) -> dict[str, str]:
+        """hash → pack for the blobs among ``hashes`` that the catalogue holds (queried 500 at a time).
+
+        A caller deduplicates only against blobs whose pack exists: a blob of a lost pack is written again.
+        """
+        out: dict[str, str] = {}
+        unique = list(dict.fromkeys(hashes))
+        for start in range(0, len(unique), 500):
+            chunk = unique[start:start + 500]
+            out.update(self._query(f"SELECT hash, pack FROM blobs WHERE hash IN ({','.join('?' * len(chunk))})",
+                                   tuple(chunk)))
+        return out
+
+    def _check_free(self, name: str, revision: str | None, replace: bool) -> None:
+        rows = self._query("SELECT ingested FROM models WHERE name=? AND revision=?", (name, revision or ""))
+        if rows and rows[0][0] and not replace:
+            raise ModelExistsError(name if not revision else f"{name}@{revision}")
+
+    def _commit(self, models: Sequence[StagedModel], packs: Sequence[tuple[str, int, BlobTable]],
                 healed: set[str] = frozenset()) -> list[ModelRecord]:  # type: ignore[assignment]
+        """One transaction: the new packs and their blobs (re-pointing blobs of lost packs, ``healed``),
+        then each model's row, tensor table and metadata."""
         now = time.time()
         refs = []
         try:
             with self._transaction() as c:
-                if pack is not None:
+                for pack, pack_bytes, new_blobs in packs:
                     c.execute("INSERT INTO packs VALUES (?, ?, ?)", (pack, pack_bytes, now))
                     # REPLACE: a blob whose pack was lost is re-pointed at the new copy.
                     c.executemany("INSERT OR REPLACE INTO blobs VALUES (?, ?, ?, ?, ?, ?, ?)",
                                   [(h, pack, loc.dataset, loc.offset, code, shape_text(shape), nb)
                                    for h, (code, shape, nb, loc) in new_blobs.items()])
-                    c.executemany("DELETE FROM packs WHERE name=? AND NOT EXISTS (SELECT 1 FROM blobs WHERE pack=?)",
-                                  [(p, p) for p in sorted(healed)])
-                for it, rows in plans:
-                    self._check_free(it)  # another writer may have raced us between open and commit
-                    c.execute("DELETE FROM models WHERE name=? AND revision=?", (it.name, it.revision or ""))
-                    ck = it.ckpt
-                    tags = it.extra.get("tags") or []
+                c.executemany("DELETE FROM packs WHERE name=? AND NOT EXISTS (SELECT 1 FROM blobs WHERE pack=?)",
+                              [(p, p) for p in sorted(healed)])
+                for m in models:
+                    self._check_free(m.name, m.revision, m.replace)  # another writer may have raced us
+                    c.execute("DELETE FROM models WHERE name=? AND revision=?", (m.name, m.revision or ""))
                     insert_model(
-                        c, dict(name=it.name, revision=it.revision or "", source=it.source, format=ck.format,
-                                repo_id=it.extra.get("repo_id"), spec=it.spec, config=ck.config,
-                                library=it.extra.get("library") or _library_of(ck),
-                                model_type=it.extra.get("model_type") or ck.model_type,
-                                architecture=it.extra.get("architecture") or ck.architecture,
-                                license=it.extra.get("license"), tags=tags, ingested=1,
-                                nonfinite_tensors=sum(1 for _, _, n, f in rows if n or f), created_at=now),
-                        [(i, h, n, f) for i, h, n, f in rows], it.metadata)
-                    refs.append(f"{it.name}@{it.revision}" if it.revision else it.name)
+                        c, dict(name=m.name, revision=m.revision or "", **m.fields, ingested=1,
+                                nonfinite_tensors=sum(1 for _, _, n, f in m.tensors if n or f), created_at=now),
+                        [(i, h, n, f) for i, h, n, f in m.tensors], m.metadata)
+                    refs.append(m.ref)
         except sqlite3.Error as exc:
             raise _storage_error(self.path, "catalogue write failed", exc) from None
         return [self.model(r) for r in refs]
@@ -726,8 +757,8 @@ class Zoo:
                 raise LineageError(f"a model cannot be its own parent: {child!r}")
             if not isinstance(relation, str) or not relation:
                 raise LineageError(f"lineage edge {child!r} <- {parent!r}: relation must be a non-empty string")
-            if k is not None and not 0.0 <= float(k) <= 1.0:
-                raise LineageError(f"lineage edge {child!r} <- {parent!r}: confidence {k!r} is not in [0, 1]")
+            if k is not None and not (isinstance(k, int | float) and 0.0 <= float(k) <= 1.0):  # NaN fails too
+                raise LineageError(f"lineage edge {child!r} <- {parent!r}: confidence {k!r} is not a number in [0, 1]")
         now = time.time()
         with self._writer, self._transaction() as c:
             if replace_inferred:
