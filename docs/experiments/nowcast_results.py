@@ -25,7 +25,7 @@ from weightzoo.hyper.nowcast.evaluate import summarize
 
 def _table(summaries: list[dict[str, Any]]) -> str:
     lines = ["| task | method | fewer steps (mean ± std over seeds) | vs linear (95 % CI) | misses | diverged | "
-             "nowcasts applied | final accuracy | CPU s |", "|---|---|---|---|---|---|---|---|---|"]
+             "nowcasts applied | final accuracy | wall s (training loops) |", "|---|---|---|---|---|---|---|---|---|"]
     for s in summaries:
         n = len(s["seeds"]) * s["networks_per_seed"]
         for m, v in s["methods"].items():

@@ -21,7 +21,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from weightzoo.errors import SpecError, UnsupportedLayerError
+from weightzoo.errors import SpecError, WeightzooError
 
 #: site kinds
 NONE, EDGE, NODE = 0, 1, 2
@@ -97,9 +97,12 @@ class ParameterIndex:
         return out
 
     @classmethod
-    def from_module(cls, module: nn.Module, *, spec: Mapping[str, Any] | None = None,
+    def from_module(cls, module: nn.Module, *, spec: Mapping[str, Any] | None = None, example_input: Any = None,
                     max_kernel: int | tuple[int, int] = 7) -> ParameterIndex:
-        """The index of ``module``; its graph from ``spec`` (e.g. a zoo entry's) or from the module.
+        """The index of ``module``; its graph from ``spec`` (e.g. a zoo entry's) or from the module itself
+        (:meth:`ParameterGraph.from_module <weightzoo.zoo.graphs.ParameterGraph.from_module>`: fast paths for
+        specs and covered families, else one recorded forward pass on ``example_input`` — derived when
+        ``None`` — so class-based modules with residuals, gates or plain parameters get their graph too).
 
         ``max_kernel`` is the graph's kernel window (7×7 for every network, transformers included, so
         kernel positions mean the same to a nowcaster everywhere). Modules the ParameterGraph cannot lay out (e.g. a class-based module whose ``forward`` a spec
@@ -132,8 +135,8 @@ class ParameterIndex:
             if spec is not None:
                 graph = ParameterGraph.from_spec(spec, codes, max_kernel=max_kernel, strict=False)
             else:
-                graph = _graph_of_module(module, codes, max_kernel)
-        except (UnsupportedLayerError, SpecError) as exc:
+                graph = _graph_of_module(module, codes, example_input, max_kernel)
+        except WeightzooError as exc:  # typed refusals of the graph builders (unsupported op, no input ...)
             reason = f"{type(module).__name__}: {exc}"
         kind = torch.zeros(total, dtype=torch.long)
         elem = torch.zeros(total, dtype=torch.long)
@@ -158,14 +161,13 @@ class ParameterIndex:
                    graph.node_type.clone(), window, None)
 
 
-def _graph_of_module(module: nn.Module, codes: dict[str, torch.Tensor], max_kernel: int | tuple[int, int]) -> Any:
-    from weightzoo.zoo.arch import spec_from_module
+def _graph_of_module(module: nn.Module, codes: dict[str, torch.Tensor], example_input: Any,
+                     max_kernel: int | tuple[int, int]) -> Any:
     from weightzoo.zoo.graphs import ParameterGraph
-    from weightzoo.zoo.graphs.hf_families import module_spec
 
-    spec = module_spec(module)
-    if spec is None:
-        spec = spec_from_module(module, strict=False)
+    # The module's own graph gives the spec (a recorded one for class-based modules); the index graph is
+    # then that spec filled with the code state dict.
+    spec = ParameterGraph.from_module(module, example_input, max_kernel=max_kernel, strict=False).spec
     return ParameterGraph.from_spec(spec, codes, max_kernel=max_kernel, strict=False)
 
 

@@ -50,6 +50,8 @@ class NowcastOptimizer:
         require_graph: raise :class:`~weightzoo.errors.ConfigError` when a graph nowcaster cannot lay
             ``model`` out as a ParameterGraph, instead of warning and nowcasting every scalar without
             graph context (default ``False``).
+        example_input: an input for the one recorded forward pass that lays out a class-based module's
+            graph (derived from the first layer when ``None``).
 
     ``zero_grad``, ``state_dict``, ``load_state_dict``, ``param_groups``, ``state`` and
     ``add_param_group`` are the wrapped optimizer's.
@@ -57,7 +59,7 @@ class NowcastOptimizer:
 
     def __init__(self, optimizer: torch.optim.Optimizer, nowcaster: NowcasterBase, *, model: nn.Module,
                  every: int | None = None, history: int | None = None, spacing: int | None = None,
-                 reset_state: bool = True, require_graph: bool = False) -> None:
+                 reset_state: bool = True, require_graph: bool = False, example_input: Any = None) -> None:
         self.optimizer = optimizer
         self.nowcaster = nowcaster
         self.model = model
@@ -73,7 +75,7 @@ class NowcastOptimizer:
             raise ConfigError(f"NowcastOptimizer: every must be a multiple of spacing={self.spacing} and >= "
                               f"(history - 1) · spacing = {shortest}, got {every!r}")
         self.reset_state = reset_state
-        self.index = ParameterIndex.from_module(model)
+        self.index = ParameterIndex.from_module(model, example_input=example_input)
         if not self.index.has_graph and nowcaster.kind == "graph":
             msg = (f"NowcastOptimizer: no ParameterGraph for {self.index.graph_reason}; the graph nowcaster "
                    "reads every scalar without graph context")

@@ -50,8 +50,19 @@ def test_flatten_unflatten_round_trip_and_graphless_modules() -> None:
             return self.a(x) * self.gain
 
     net = Net()
-    index = ParameterIndex.from_module(net)
-    assert not index.has_graph and "Net" in str(index.graph_reason)
-    assert bool((index.site_kind == NONE).all()) and index.num_params == 4 * 8 + 8 + 8
+    index = ParameterIndex.from_module(net)  # recorded graph: every scalar has a site
+    assert index.has_graph and bool((index.site_kind != NONE).all()) and index.num_params == 4 * 8 + 8 + 8
     back = index.unflatten(index.flatten(dict(net.named_parameters())))
     assert all(torch.equal(back[n], p.detach()) for n, p in net.named_parameters())
+
+    class TwoInputs(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.a = nn.Linear(4, 8)
+
+        def forward(self, x: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+            return self.a(x) * scale
+
+    index = ParameterIndex.from_module(TwoInputs())
+    assert not index.has_graph and "TwoInputs" in str(index.graph_reason)
+    assert bool((index.site_kind == NONE).all())

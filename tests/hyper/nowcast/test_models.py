@@ -61,6 +61,44 @@ def test_permuting_the_network_permutes_the_nowcast(spec: dict, seed: int) -> No
         assert torch.allclose(out_p, expected, atol=1e-5, rtol=1e-4), type(nowcaster).__name__
 
 
+def test_class_based_module_symmetry_through_its_recorded_graph() -> None:
+    """A user's class with a residual add and a plain parameter: permuting its hidden neurons (recorded
+    symmetry groups) permutes the graph nowcast."""
+    from torch import nn
+
+    from weightzoo.zoo.symmetry.any_module import (
+        apply_recorded_permutation,
+        permute_recorded,
+        recorded_layout,
+    )
+
+    class Net(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.inp, self.block, self.out = nn.Linear(8, 16), nn.Linear(16, 16), nn.Linear(16, 3)
+            self.gain = nn.Parameter(torch.ones(16))
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            h = torch.relu(self.inp(x)) * self.gain
+            return self.out(h + torch.relu(self.block(h)))
+
+    torch.manual_seed(0)
+    model = Net()
+    index = ParameterIndex.from_module(model)
+    assert index.has_graph
+    g = torch.Generator().manual_seed(1)
+    states = [{k: v + 0.05 * i * torch.randn(v.shape, generator=g) for k, v in model.state_dict().items()}
+              for i in range(5)]
+    layout = recorded_layout(model)
+    _, perms = permute_recorded(model, torch.Generator().manual_seed(2), layout=layout)
+    assert any(not torch.equal(p, torch.arange(len(p))) for p in perms.values())
+    nowcaster = Nowcaster(hidden=16, layers=2)
+    out = nowcaster.predict(index, _stack(index, states))
+    out_p = nowcaster.predict(index, _stack(index, [apply_recorded_permutation(layout, s, perms) for s in states]))
+    expected = index.flatten(apply_recorded_permutation(layout, index.unflatten(out), perms))
+    assert torch.allclose(out_p, expected, atol=1e-5, rtol=1e-4)
+
+
 def test_negative_control_rewiring_one_layer_changes_the_graph_nowcast() -> None:
     """Permuting the rows of the first weight alone (bias and next layer untouched) is not a symmetry:
     the graph nowcaster's output is no longer the permuted output; the graph-free MLP cannot tell."""

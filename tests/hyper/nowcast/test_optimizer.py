@@ -56,20 +56,50 @@ def _train(model: nn.Module, opt: object, steps: int, *, closure: bool) -> list[
     return losses
 
 
+class TwoInputs(nn.Module):
+    """A module whose forward needs an input nobody can guess (no graph without example_input)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a = nn.Linear(8, 3)
+
+    def forward(self, x: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+        return self.a(x) * scale
+
+
 def test_user_class_module_trains_with_nowcasts_and_delegates() -> None:
     torch.manual_seed(0)
     model = UserNet()
     adam = torch.optim.Adam(model.parameters(), lr=1e-2)
-    with pytest.warns(UserWarning, match="no ParameterGraph for UserNet"):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
         opt = NowcastOptimizer(adam, Nowcaster(history=3, spacing=2, horizon=4, hidden=8, layers=1), model=model, every=6)
+    assert not [w for w in caught if "no ParameterGraph" in str(w.message)]  # recorded graph: no fallback
+    assert opt.index.has_graph and int((opt.index.site_kind == 0).sum()) == 0
     assert opt.param_groups is adam.param_groups and opt.state is adam.state
     losses = _train(model, opt, 20, closure=False)
     assert [e["step"] for e in opt.log] == [6, 12, 18]
     assert all(e["applied"] and e["loss_before"] is None for e in opt.log)
     assert opt.state_dict()["param_groups"] == adam.state_dict()["param_groups"]
     assert all(torch.isfinite(p).all() for p in model.parameters()) and len(losses) == 20
+
+
+def test_a_module_without_graph_warns_or_refuses() -> None:
+    model = TwoInputs()
+    adam = torch.optim.Adam(model.parameters(), lr=1e-2)
+    nc = Nowcaster(history=3, spacing=2, horizon=4, hidden=8, layers=1)
+    with pytest.warns(UserWarning, match="no ParameterGraph for TwoInputs"):
+        opt = NowcastOptimizer(adam, nc, model=model)
+    x = torch.randn(16, 8)
+    for _ in range(4):
+        opt.zero_grad()
+        model(x, torch.tensor(2.0)).pow(2).mean().backward()
+        opt.step()
+    assert opt.log[0]["applied"]
     with pytest.raises(ConfigError, match="no ParameterGraph"):
-        NowcastOptimizer(adam, Nowcaster(history=3, spacing=2, horizon=4), model=model, require_graph=True)
+        NowcastOptimizer(adam, nc, model=model, require_graph=True)
+    graph_opt = NowcastOptimizer(adam, nc, model=model, example_input=(x, torch.tensor(2.0)))
+    assert graph_opt.index.has_graph
 
 
 def test_linear_nowcast_moves_parameters_along_the_trajectory_and_resets_adam() -> None:
