@@ -91,6 +91,7 @@ class RetrievalIndex:
         self._tokens: list[Counter[str]] = []  # rows of sparse encoders
         self._descriptions: dict[str, str] = {}
         self._matrix: Any = None  # cached search matrix (dense [N, D] or csr tf-idf)
+        self._columns: Any = None  # the tf-idf matrix by columns (csc), for sparse queries
         self._idf: np.ndarray | None = None
         self._vocab: dict[str, int] = {}
 
@@ -177,6 +178,7 @@ class RetrievalIndex:
         norms = np.sqrt(np.asarray(tfidf.multiply(tfidf).sum(axis=1)).ravel())
         tfidf = sp.diags(np.divide(1.0, norms, out=np.zeros_like(norms), where=norms > 0)) @ tfidf
         self._matrix = tfidf.tocsr()
+        self._columns = self._matrix.tocsc()  # queries touch only their own tokens' columns (an inverted index)
         return self._matrix
 
     def _query_vector(self, graph: ComputeGraph) -> Any:
@@ -196,9 +198,10 @@ class RetrievalIndex:
             if j is not None:
                 cols.append(j)
                 vals.append(w)
-        scale = 1.0 / np.sqrt(norm2) if norm2 > 0 else 0.0
-        return sp.csr_matrix((np.asarray(vals, dtype=np.float32) * scale, (np.zeros(len(cols), dtype=np.int64),
-                              np.asarray(cols, dtype=np.int64))), shape=(1, matrix.shape[1]))
+        vec = np.zeros(matrix.shape[1], dtype=np.float32)
+        if cols and norm2 > 0:
+            vec[np.asarray(cols, dtype=np.int64)] = np.asarray(vals, dtype=np.float32) / np.sqrt(norm2)
+        return vec
 
     def scores(self, graph: ComputeGraph) -> np.ndarray:
         """``[N]`` cosine similarity of ``graph`` to every indexed architecture."""
@@ -209,12 +212,15 @@ class RetrievalIndex:
         matrix = self._search_matrix()
         if len(self) == 0:
             return np.zeros(0, dtype=np.float32)
+        vector = np.asarray(vector, dtype=np.float32).ravel()
         if self.encoder.kind == "dense":
-            return np.asarray(matrix @ np.asarray(vector, dtype=np.float32), dtype=np.float32)
-        return np.asarray((matrix @ vector.T).toarray(), dtype=np.float32).ravel()
+            return np.asarray(matrix @ vector, dtype=np.float32)
+        cols = np.flatnonzero(vector)
+        return np.asarray(self._columns[:, cols] @ vector[cols], dtype=np.float32).ravel()
 
     def encode_query(self, graph: ComputeGraph) -> Any:
-        """The query's vector (dense) or tf-idf row (sparse) against this index."""
+        """The query's vector (dense encoders) or its tf-idf row over this index's vocabulary (WL), as a
+        1-D float32 array."""
         return self._query_vector(graph)
 
     def search(self, query: ComputeGraph, k: int = 10, *, exclude: Iterable[str] = ()) -> list[Match]:
