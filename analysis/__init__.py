@@ -1,5 +1,5 @@
 """Analyses over zoos: task vectors and merging, filter and weight statistics, architecture retrieval
-(and, as it lands, lineage recovery).
+and lineage recovery.
 
     >>> from weightzoo.analysis import TaskVector, merge, scan_filters   # doctest: +SKIP
 
@@ -20,6 +20,7 @@ _MODULES = {
     "filters": ("scan_filters", "FilterTable", "FilterScan", "FilterPCA", "ShiftResult", "group_shift",
                 "distribution_shift", "layer_quality", "LayerQuality", "DegenerationThresholds"),
     "filter_plots": ("plot_coefficient_distributions", "plot_layer_metrics", "plot_pca_basis", "plot_shift_heatmap"),
+    "lineage": ("infer_lineage", "LineageResult", "InferredEdge"),
     "retrieval": ("retrieve", "RetrievalIndex", "build_index", "query_graph", "evaluate_zoo"),
     "stats": ("tensor_stats", "layer_stats", "model_stats", "zoo_stats", "spectral_norm", "TensorStats", "stats_frame"),
 }

@@ -153,7 +153,8 @@ class MergedStateDict(SpecStateDict):
 
     def __init__(self, method: str, models: Sequence[Any], base: Any = None, *, weights: Sequence[float] | None = None,
                  params: Mapping[str, Any] | None = None, seed: int = 0, trim: str = "tensor",
-                 dtype: torch.dtype | None = None, missing: str = "error", zoo: Any = None) -> None:
+                 dtype: torch.dtype | None = None, missing: str = "error", zoo: Any = None,
+                 align: bool = False) -> None:
         self.method = resolve_method(method)
         check_policy(missing)
         if trim not in ("tensor", "global"):
@@ -181,6 +182,8 @@ class MergedStateDict(SpecStateDict):
         self.labels: dict[str, Any] = {"base": None if base is None else source_label(base),
                                        "models": self.model_labels}
         self._models = [open_source(m, zoo=zoo) for m in models]
+        if align and len(self._models) > 1:
+            self._models = aligned_to_first(models[0], self._models, zoo=zoo)
         self._base = open_source(base, zoo=zoo) if base is not None else None
         ref = self._base if self._base is not None else self._models[0]
         self._ref = ref
@@ -332,9 +335,51 @@ class MergedStateDict(SpecStateDict):
                 "parameters": sum(s.numel for s in self.specs.values()), "report": self.report.summary()}
 
 
+def aligned_to_first(first: Any, models: Sequence[Mapping[str, torch.Tensor]], *, zoo: Any = None,
+                     seed: int = 0) -> list[Mapping[str, torch.Tensor]]:
+    """Every model permuted by Git Re-Basin weight matching (:func:`weightzoo.zoo.symmetry.align`) to best match
+    the first, so models that do not share an initialisation can be merged.
+
+    The architecture comes from the first model: a module as given, else its spec
+    (:func:`~weightzoo.zoo.store.resolve_spec`; class references and ``transformers`` families without a
+    fast path are rebuilt and recorded). Aligned models are held in memory.
+    """
+    from torch import nn
+
+    from weightzoo.zoo.arch import CLASS_FORMAT, build_module
+    from weightzoo.zoo.store import resolve_spec
+    from weightzoo.zoo.symmetry import align
+
+    ref_sd = {k: models[0][k] for k in models[0].keys()}
+    module: nn.Module | None = first if isinstance(first, nn.Module) else None
+    spec: Mapping[str, Any] | None = None
+    if module is None:
+        spec = resolve_spec(first, zoo=zoo) if isinstance(first, str | os.PathLike) else None
+        if spec is None:
+            raise InvalidOptionError("align needs the first model's architecture: pass a module, a zoo model "
+                                     "with a spec, a checkpoint folder with config.json or pkg.module:Class")
+        if spec.get("format") in (CLASS_FORMAT, "hf"):
+            from weightzoo.zoo.graphs.parameter_graph import needs_recording
+
+            if needs_recording(spec):
+                module = build_module(spec)
+                module.load_state_dict(ref_sd, strict=True)
+                module.eval()
+    out: list[Mapping[str, torch.Tensor]] = [models[0]]
+    for sd in models[1:]:
+        b = {k: sd[k] for k in sd.keys()}
+        if module is not None:
+            aligned, _ = align(module, b, seed=seed)
+        else:
+            aligned, _ = align(ref_sd, b, spec=spec, seed=seed)
+        out.append(aligned)
+    return out
+
+
 def merge(method: str, models: Sequence[Any], base: Any = None, *, weights: Sequence[float] | None = None,
           params: Mapping[str, Any] | None = None, seed: int = 0, trim: str = "tensor",
-          dtype: torch.dtype | None = None, missing: str = "error", zoo: Any = None) -> MergedStateDict:
+          dtype: torch.dtype | None = None, missing: str = "error", zoo: Any = None,
+          align: bool = False) -> MergedStateDict:
     """Merge ``models`` (with ``base``) by ``method``; returns a lazy :class:`MergedStateDict`.
 
     Args:
@@ -348,6 +393,8 @@ def merge(method: str, models: Sequence[Any], base: Any = None, *, weights: Sequ
         seed: DARE's base seed. trim: ``"tensor"`` or ``"global"`` (TIES). dtype: output dtype of
             floating tensors (default: the base's). missing: ``error``/``skip``/``keep-base``.
         zoo: a Zoo or its folder to resolve model names.
+        align: permute every model to best match the first (Git Re-Basin weight matching,
+            :func:`aligned_to_first`) before merging — for models that do not share an initialisation.
 
     Example::
 
@@ -356,7 +403,7 @@ def merge(method: str, models: Sequence[Any], base: Any = None, *, weights: Sequ
         save_merged(merged, "merged.safetensors")
     """
     return MergedStateDict(method, models, base, weights=weights, params=params, seed=seed, trim=trim, dtype=dtype,
-                           missing=missing, zoo=zoo)
+                           missing=missing, zoo=zoo, align=align)
 
 
 def as_checkpoint(tensors: Mapping[str, torch.Tensor]) -> Any:

@@ -10,7 +10,13 @@
    subprocess) to build its ParameterGraph with every edge tensor (``to_pyg()``), against a fresh
    subprocess that reads the same tensors from the zoo and concatenates them.
 
+4. ``--recorded``: ParameterGraphs of class-based modules from one recorded forward pass
+   (``ParameterGraph.from_module`` on a ``transformers`` ``ResNetModel`` at three widths, the largest the
+   default config = ResNet-50), seconds and peak RSS in a fresh subprocess, against the same subprocess
+   running ``ComputeGraph.record`` and reading the state dict (concatenating every tensor).
+
     .venv/bin/python benchmarks/graphs.py [--nets 10000] [--minilm-dir DIR]
+    .venv/bin/python benchmarks/graphs.py --recorded [--scales 0.125 0.25 0.5]
 """
 
 from __future__ import annotations
@@ -156,6 +162,55 @@ def minilm_figures(minilm_dir: str | None) -> None:
           f"→ graph/read time {g['seconds'] / v['seconds']:.1f}×, peak RSS {g['peak_rss_mb'] / v['peak_rss_mb']:.2f}×")
 
 
+def _hf_resnet(scale: float) -> nn.Module:
+    from transformers import ResNetConfig, ResNetModel
+
+    widths = [max(8, int(w * scale)) for w in (256, 512, 1024, 2048)]
+    cfg = ResNetConfig(embedding_size=max(8, int(64 * scale)), hidden_sizes=widths)
+    return ResNetModel(cfg).eval()
+
+
+def recorded_case(scale: float, mode: str) -> None:
+    """Run in a subprocess: the recorded ParameterGraph of an HF ResNet, or record + read the state dict."""
+    from weightzoo.zoo.graphs import ComputeGraph
+
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    m = _hf_resnet(scale)
+    x = {"pixel_values": torch.randn(1, 3, 64, 64)}
+    base = _rss_mb()
+    t = time.perf_counter()
+    if mode == "graph":
+        g = ParameterGraph.from_module(m, x, recorded=True)
+        secs = time.perf_counter() - t
+        sd = m.state_dict()
+        back = g.to_state_dict()
+        extra = {"nodes": g.num_nodes, "edges": g.num_edges, "exact": all(torch.equal(back[k], sd[k]) for k in sd),
+                 "graph_mb": (g.edge_attr.nbytes + g.node_values.nbytes + g.edge_index.nbytes) / 2**20}
+    else:
+        ComputeGraph.record(m, x)
+        v = torch.cat([t_.reshape(-1).to(torch.float32) for t_ in m.state_dict().values()])
+        secs = time.perf_counter() - t
+        extra = {"vector_mb": v.nbytes / 2**20}
+    print(json.dumps({"seconds": secs, "peak_rss_mb": _rss_mb(), "rss_before_mb": base,
+                      "params": sum(p.numel() for p in m.parameters()), **extra}))
+
+
+def recorded_figures(scales: list[float]) -> None:
+    print("recorded ParameterGraphs of transformers ResNetModel (7×7 window; 64×64 input), fresh subprocess each:")
+    for scale in scales:
+        res = {}
+        for mode in ("graph", "baseline"):
+            out = subprocess.run([sys.executable, __file__, "--recorded-case", mode, "--scale", str(scale)],
+                                 capture_output=True, text=True, check=True)
+            res[mode] = json.loads(out.stdout.strip().splitlines()[-1])
+        g, b = res["graph"], res["baseline"]
+        print(f"  width ×{scale:<5} {g['params'] / 1e6:6.1f}M params, {g['edges'] / 1e6:6.2f}M edges: from_module "
+              f"{g['seconds']:6.2f} s, peak RSS {g['peak_rss_mb']:6.0f} MB (graph tensors {g['graph_mb']:.0f} MB, "
+              f"exact {g['exact']}) | record + read {b['seconds']:5.2f} s, {b['peak_rss_mb']:5.0f} MB "
+              f"→ {g['seconds'] / b['seconds']:.1f}× time, {g['peak_rss_mb'] / b['peak_rss_mb']:.2f}× peak RSS")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--nets", type=int, default=10_000)
@@ -165,7 +220,18 @@ def main() -> None:
     ap.add_argument("--big", choices=["graph", "vector"], help=argparse.SUPPRESS)
     ap.add_argument("--minilm", choices=["graph", "vector"], help=argparse.SUPPRESS)
     ap.add_argument("--zoo", help=argparse.SUPPRESS)
+    ap.add_argument("--recorded", action="store_true", help="only the recorded (any-module) figures")
+    ap.add_argument("--scales", type=float, nargs="+", default=[0.125, 0.25, 0.5],
+                    help="widths of the recorded ResNets relative to ResNet-50 (1.0 = ResNet-50)")
+    ap.add_argument("--recorded-case", choices=["graph", "baseline"], help=argparse.SUPPRESS)
+    ap.add_argument("--scale", type=float, help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.recorded_case:
+        recorded_case(args.scale, args.recorded_case)
+        return
+    if args.recorded:
+        recorded_figures(args.scales)
+        return
     if args.big:
         big_case(args.big)
         return

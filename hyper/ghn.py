@@ -159,6 +159,7 @@ class GHN(nn.Module, PyTorchModelHubMixin, library_name="weightzoo", tags=["weig
         ``pytorch_model.bin`` on the Hub.
         """
         from huggingface_hub import hf_hub_download
+        from safetensors import SafetensorError
         from safetensors.torch import load_file
 
         if os.path.isdir(model_id):
@@ -170,7 +171,7 @@ class GHN(nn.Module, PyTorchModelHubMixin, library_name="weightzoo", tags=["weig
         try:
             model = cls(**model_kwargs)
             model.load_state_dict(load_file(path, device=str(map_location)), strict=True)
-        except (OSError, RuntimeError, TypeError, ValueError) as exc:
+        except (OSError, RuntimeError, TypeError, ValueError, SafetensorError) as exc:
             raise HyperNetworkError(f"{model_id}: not a loadable GHN checkpoint: {exc}") from exc
         return model
 

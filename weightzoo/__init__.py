@@ -34,6 +34,8 @@ _LAZY: dict[str, str] = {
     "symmetry_groups": "weightzoo.zoo.symmetry",
     "check_symmetry": "weightzoo.zoo.symmetry",
     "crawl": "weightzoo.zoo.hub",
+    "GHN": "weightzoo.hyper",
+    "predict_parameters": "weightzoo.hyper",
     "TaskVector": "weightzoo.analysis",
     "merge": "weightzoo.analysis",
     "errors": "weightzoo.errors",
@@ -42,6 +44,7 @@ _LAZY: dict[str, str] = {
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from weightzoo import errors
     from weightzoo.analysis import TaskVector, merge
+    from weightzoo.hyper import GHN, predict_parameters
     from weightzoo.zoo.arch import build_module, spec_from_module
     from weightzoo.zoo.formats import open_checkpoint
     from weightzoo.zoo.graphs import ComputeGraph, ParameterGraph
@@ -58,6 +61,6 @@ def register_lazy(name: str, module: str) -> None:
 __getattr__, __dir__ = lazy_exports(__name__, _LAZY)
 
 
-__all__ = ["ComputeGraph", "ModelRecord", "ParameterGraph", "TaskVector", "Zoo", "__version__", "align",
-           "build_module", "check_symmetry", "crawl", "errors", "load_state_dict", "merge", "open_checkpoint", "permute_hidden",
-           "spec_from_module", "symmetry_groups"]
+__all__ = ["ComputeGraph", "GHN", "ModelRecord", "ParameterGraph", "TaskVector", "Zoo", "__version__", "align",
+           "build_module", "check_symmetry", "crawl", "errors", "load_state_dict", "merge", "open_checkpoint",
+           "permute_hidden", "predict_parameters", "spec_from_module", "symmetry_groups"]

@@ -26,6 +26,9 @@ _MODULES = {
     "metrics": ("retrieval_metrics", "per_query_metrics", "precision_at_k", "recall_at_k", "reciprocal_rank",
                 "average_precision_at_k", "ndcg_at_k", "r_precision"),
     "search": ("retrieve",),
+    "augment": ("architecture_view",),
+    "predict": ("predict_accuracy", "PredictionResult", "kendall_tau", "PREDICTORS"),
+    "learned": ("LearnedEncoder", "train_encoder", "TrainResult", "ArchitectureEncoderNet"),
     "evaluate": ("evaluate_zoo", "EvaluationResult"),
 }
 _EXPORTS = {name: f"{__name__}.{module}" for module, names in _MODULES.items() for name in names}

@@ -26,7 +26,9 @@ def resolve_encoder(name: str, *, run: str | os.PathLike[str] | None = None, **k
     if name == "learned":
         if run is None:
             raise InvalidOptionError("the learned encoder needs its training run (--encoder-run DIR)")
-        raise InvalidOptionError("the learned encoder is not part of this build yet")
+        from .learned import LearnedEncoder
+
+        return LearnedEncoder.load(run, **kwargs)
     raise InvalidOptionError(f"unknown encoder {name!r}; valid: {', '.join(ENCODERS)}")
 
 

@@ -8,7 +8,8 @@ Protocol (per seed s):
 - quantised copies: in each evaluated tree one random non-merge model gets a copy, alternately an
   int8 copy (int8 weights + per-row float32 scales, dequantised by the sketcher) and a float16 cast;
 - declared lineage is hidden from the algorithm (``use_declared=False``): direction comes from the medoid;
-- methods in the same run, on the same sketches: ours (``infer_lineage``), MoTHer as published
+- methods in the same run, on the same sketches: ours (``infer_lineage``), ours with MoTHer's L2 tree
+  distance (``metric="l2"``, an ablation of the quantile distance), MoTHer as published
   (distance + kurtosis + arborescence over every model of the architecture, trees only), and MoTHer on
   our families (clustering handed to it);
 - scores: edge accuracy, direction accuracy, merge precision/recall, quantised-copy precision/recall,
@@ -100,7 +101,7 @@ def main() -> None:
     ap.add_argument("--out", default="docs/experiments/lineage_digits.json")
     args = ap.parse_args()
     torch.set_num_threads(1)
-    rows: dict[str, list[dict]] = {"ours": [], "mother": [], "mother_on_our_families": []}
+    rows: dict[str, list[dict]] = {"ours": [], "ours_l2": [], "mother": [], "mother_on_our_families": []}
     hits: dict[str, dict[str, tuple[int, int]]] = {k: {} for k in rows}
     for seed in args.seeds:
         zdir = Path(args.cache) / f"zoo-s{seed}"
@@ -112,6 +113,9 @@ def main() -> None:
             ours = infer_lineage(zoo, models=refs, use_declared=False)
             t_ours = time.perf_counter() - t0
             t0 = time.perf_counter()
+            ours_l2 = infer_lineage(zoo, models=refs, use_declared=False, metric="l2")
+            t_l2 = time.perf_counter() - t0
+            t0 = time.perf_counter()
             sk = sketch_zoo(zoo, refs)
             t_sketch = time.perf_counter() - t0
         t0 = time.perf_counter()
@@ -119,12 +123,13 @@ def main() -> None:
         t_mother = time.perf_counter() - t0 + t_sketch
         mother_fam = [e.to_dict() for e in mother_lineage(sk, families=ours.families)]
         preds = {"ours": ([e.to_dict() for e in ours.edges], ours.families, t_ours),
+                 "ours_l2": ([e.to_dict() for e in ours_l2.edges], ours_l2.families, t_l2),
                  "mother": (mother, [tuple(refs)], t_mother),
                  "mother_on_our_families": (mother_fam, ours.families, t_mother)}
         for method, (pred, fams, secs) in preds.items():
             s = score_lineage(pred, truth, families=fams, true_families=fam)
-            s.update(seed=seed, seconds=secs, models=len(refs), pairs_compared=ours.pairs_compared if method == "ours"
-                     else len(refs) * (len(refs) - 1) // 2)
+            s.update(seed=seed, seconds=secs, models=len(refs), pairs_compared=ours.pairs_compared
+                     if method.startswith("ours") else len(refs) * (len(refs) - 1) // 2)
             rows[method].append(s)
             hits[method].update({f"s{seed}-{k}": v for k, v in per_tree_hits(pred, truth, fam).items()})
             print(f"seed {seed} {method:24s} edge acc {s['edge_accuracy']:.3f}  dir {s['direction_accuracy']}  "

@@ -206,13 +206,16 @@ class _GraphLayer(nn.Module):
         self.node_norm = nn.LayerNorm(hidden)
         self.edge_norm = nn.LayerNorm(hidden)
 
-    def forward(self, h: torch.Tensor, e: torch.Tensor, edge_index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, h: torch.Tensor, edge_index: torch.Tensor, e: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         fwd = self.forward_conv(h, edge_index, e)
         bwd = self.backward_conv(h, edge_index.flip(0), e)
         h = self.node_norm(h + self.node_mix(torch.cat([fwd, bwd], dim=1)))
         src, dst = edge_index
         e = self.edge_norm(e + self.edge_mlp(torch.cat([e, h[src], h[dst]], dim=1)))
         return h, e
+
+
+LAYERS = ("edge-update", "pyg-general")
 
 
 class Nowcaster(NowcasterBase, PyTorchModelHubMixin):
@@ -222,20 +225,34 @@ class Nowcaster(NowcasterBase, PyTorchModelHubMixin):
         history, spacing, horizon: see :class:`NowcasterBase` (defaults 5, 10, 40).
         hidden: width of scalar codes and node/edge states (default 32).
         layers: message-passing rounds (default 3).
+        layer: ``"edge-update"`` (default): :class:`~weightzoo.metanets.layers.edge_update_conv.EdgeUpdateConv`
+            with mean and max aggregation; ``"pyg-general"``: two ``torch_geometric`` ``GeneralConv``
+            (along and against the edges, mean aggregation) and an edge MLP (:class:`_GraphLayer`).
     """
 
     kind = "graph"
 
     def __init__(self, history: int = 5, spacing: int = 10, horizon: int = 40, hidden: int = 32,
-                 layers: int = 3) -> None:
+                 layers: int = 3, layer: str = "edge-update") -> None:
         super().__init__(history, spacing, horizon)
         if not isinstance(layers, int) or layers < 1:
             raise ConfigError(f"Nowcaster: layers must be an int >= 1, got {layers!r}")
-        self.hidden, self.num_layers = hidden, layers
+        if layer not in LAYERS:
+            raise ConfigError(f"Nowcaster: unknown layer {layer!r}; valid: {', '.join(LAYERS)}")
+        self.hidden, self.num_layers, self.layer = hidden, layers, layer
         self.codec = _ScalarCodec(history, hidden, hidden)
         self.node_type = nn.Embedding(N_TYPES, hidden)
         self.edge_type = nn.Embedding(N_TYPES, hidden)
-        self.layers = nn.ModuleList(_GraphLayer(hidden) for _ in range(layers))
+        if layer == "edge-update":
+            from weightzoo.metanets.layers.edge_update_conv import EdgeUpdateConv
+
+            self.layers = nn.ModuleList(EdgeUpdateConv(hidden, aggregators=("mean", "max"), scalers=("identity",))
+                                        for _ in range(layers))
+        else:
+            self.layers = nn.ModuleList(_GraphLayer(hidden) for _ in range(layers))
+
+    def describe(self) -> dict[str, Any]:
+        return {**super().describe(), "layer": self.layer}
 
     def forward_scaled(self, batch: NowcastBatch) -> torch.Tensor:
         codes = self.codec.codes(batch)
@@ -244,7 +261,7 @@ class Nowcaster(NowcasterBase, PyTorchModelHubMixin):
         e = _pool(codes[on_edge], batch.site_elem[on_edge], batch.num_edges) + self.edge_type(batch.edge_type)
         h = _pool(codes[on_node], batch.site_elem[on_node], batch.num_nodes) + self.node_type(batch.node_type)
         for layer in self.layers:
-            h, e = layer(h, e, batch.edge_index)
+            h, e = layer(h, batch.edge_index, e)
         context = codes.new_zeros(codes.shape)
         context[on_edge] = e[batch.site_elem[on_edge]]
         context[on_node] = h[batch.site_elem[on_node]]

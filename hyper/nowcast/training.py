@@ -37,12 +37,13 @@ Example = tuple[ParameterIndex, torch.Tensor, torch.Tensor]
 
 
 def make_nowcaster(kind: str, *, history: int = 5, spacing: int = 10, horizon: int = 40, hidden: int = 32,
-                   layers: int = 3) -> NowcasterBase:
-    """A fresh nowcaster of ``kind`` (``graph``, ``mlp`` or ``linear``)."""
+                   layers: int = 3, layer: str = "edge-update") -> NowcasterBase:
+    """A fresh nowcaster of ``kind`` (``graph``, ``mlp`` or ``linear``); ``layer`` is the graph's layer."""
     if kind not in KINDS:
         raise ConfigError(f"unknown nowcaster kind {kind!r}; valid: {', '.join(KINDS)}")
     if kind == "graph":
-        return KINDS[kind](history=history, spacing=spacing, horizon=horizon, hidden=hidden, layers=layers)  # type: ignore[call-arg]
+        return KINDS[kind](history=history, spacing=spacing, horizon=horizon, hidden=hidden, layers=layers,  # type: ignore[call-arg]
+                           layer=layer)
     if kind == "mlp":
         return KINDS[kind](history=history, spacing=spacing, horizon=horizon, hidden=hidden)  # type: ignore[call-arg]
     return KINDS[kind](history=history, spacing=spacing, horizon=horizon)
@@ -154,7 +155,8 @@ def examples_of(zoo: ZooLike, dataset: str, split: str, *, history: int, spacing
 
 def train_nowcasters(zoo: ZooLike, dataset: str, out: str | os.PathLike[str], *, seeds: Sequence[int] = (0,),
                      kinds: Sequence[str] = ("graph", "mlp", "linear"), history: int = 5, spacing: int = 10,
-                     horizon: int = 40, hidden: int = 32, layers: int = 3, epochs: int = 30, lr: float = 1e-3,
+                     horizon: int = 40, hidden: int = 32, layers: int = 3, layer: str = "edge-update",
+                     epochs: int = 30, lr: float = 1e-3,
                      batch: int = 8, max_minutes: float | None = None, optimizers: Iterable[str] | None = None,
                      limit: int | None = None, progress: bool = True) -> dict[str, Any]:
     """Train every kind for every seed on ``dataset``'s train split (validation: its val split).
@@ -171,7 +173,7 @@ def train_nowcasters(zoo: ZooLike, dataset: str, out: str | os.PathLike[str], *,
     train = examples_of(zoo, dataset, "train", optimizers=opts, limit=limit, **geometry)
     val = examples_of(zoo, dataset, "val", optimizers=opts, limit=limit, **geometry)
     settings = {"zoo": os.fspath(zoo) if not hasattr(zoo, "path") else os.fspath(zoo.path), "dataset": dataset,
-                "seeds": list(seeds), "kinds": list(kinds), **geometry, "hidden": hidden, "layers": layers,
+                "seeds": list(seeds), "kinds": list(kinds), **geometry, "hidden": hidden, "layers": layers, "layer": layer,
                 "epochs": epochs, "lr": lr, "batch": batch, "max_minutes": max_minutes, "optimizers": opts,
                 "train_examples": len(train), "val_examples": len(val)}
     results: dict[str, Any] = {}
@@ -182,7 +184,7 @@ def train_nowcasters(zoo: ZooLike, dataset: str, out: str | os.PathLike[str], *,
                 results[f"seed{seed}/{kind}"] = json.loads((folder / "metrics.json").read_text(encoding="utf-8"))
                 continue
             torch.manual_seed(seed)
-            model = make_nowcaster(kind, hidden=hidden, layers=layers, **geometry)
+            model = make_nowcaster(kind, hidden=hidden, layers=layers, layer=layer, **geometry)
             metrics = fit_nowcaster(model, train, val, epochs=epochs, lr=lr, batch=batch, seed=seed,
                                     max_minutes=max_minutes, progress=progress)
             metrics["seed"] = seed

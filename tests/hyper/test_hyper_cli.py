@@ -37,7 +37,7 @@ def test_predict_a_spec_file_and_a_class(tmp_path: Path, ghn_dir: Path, capsys, 
     model = build_module(SPEC)
     model.load_state_dict(load_file(out), strict=True)
 
-    (tmp_path / "my_nets.py").write_text(textwrap.dedent("""
+    (tmp_path / "hyper_user_nets.py").write_text(textwrap.dedent("""
         import torch
         from torch import nn
 
@@ -53,12 +53,12 @@ def test_predict_a_spec_file_and_a_class(tmp_path: Path, ghn_dir: Path, capsys, 
     """))
     monkeypatch.syspath_prepend(str(tmp_path))
     out2 = tmp_path / "net.safetensors"
-    assert main(["hyper", "predict", "--ghn", str(ghn_dir), "--arch", "my_nets:Net", "--out", str(out2)]) == 0
+    assert main(["hyper", "predict", "--ghn", str(ghn_dir), "--arch", "hyper_user_nets:Net", "--out", str(out2)]) == 0
     text = capsys.readouterr().out
     assert "kept spare.weight" in text and "forward pass" in text
-    net = sys.modules["my_nets"].Net()
+    net = sys.modules["hyper_user_nets"].Net()
     net.load_state_dict(load_file(out2), strict=True)
-    assert main(["hyper", "predict", "--ghn", str(ghn_dir), "--arch", "my_nets:Net", "--out", str(out2),
+    assert main(["hyper", "predict", "--ghn", str(ghn_dir), "--arch", "hyper_user_nets:Net", "--out", str(out2),
                  "--strict"]) == 1
     assert "spare" in capsys.readouterr().err
 
@@ -97,3 +97,20 @@ def test_train_a_run_then_predict_with_its_best_seed(tmp_path: Path, capsys) -> 
     out = tmp_path / "p.safetensors"
     assert main(["hyper", "predict", "--ghn", str(run), "--arch", str(spec), "--out", str(out)]) == 0
     build_module(SPEC).load_state_dict(load_file(out), strict=True)
+
+
+@pytest.mark.slow
+def test_predict_a_hugging_face_config(tmp_path: Path, ghn_dir: Path) -> None:
+    pytest.importorskip("transformers")
+    config = {"architectures": ["BertModel"], "model_type": "bert", "hidden_size": 32, "num_hidden_layers": 2,
+              "num_attention_heads": 2, "intermediate_size": 64, "vocab_size": 100, "max_position_embeddings": 32}
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    out = tmp_path / "bert.safetensors"
+    assert main(["hyper", "predict", "--ghn", str(ghn_dir), "--arch", str(tmp_path / "config.json"),
+                 "--out", str(out)]) == 0
+    from weightzoo.zoo.arch import hf_spec
+
+    model = build_module(hf_spec(config))
+    state = load_file(out)
+    model.load_state_dict(state, strict=True)
+    assert not torch.equal(state["embeddings.word_embeddings.weight"], torch.zeros(100, 32))

@@ -163,3 +163,22 @@ def test_predicted_cell_networks_run_and_are_finite() -> None:
         spec = sample_cells_spec(np.random.default_rng(7), fam)
         m = ghn.predict(build_cells(spec))
         assert torch.isfinite(m(torch.randn(2, 1, 8, 8))).all()
+
+
+def test_bad_ghn_checkpoints_raise_typed_errors(tmp_path) -> None:
+    from weightzoo.hyper.train import load_ghn
+
+    GHN(hidden=8, rank=4).save_pretrained(tmp_path / "ok")
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "config.json").write_text((tmp_path / "ok" / "config.json").read_text())
+    (bad / "model.safetensors").write_bytes(b"\x08\x00\x00\x00\x00\x00\x00\x00{}garbage")
+    with pytest.raises(HyperNetworkError):
+        load_ghn(bad)
+    other = tmp_path / "other"
+    GHN(hidden=16, rank=4).save_pretrained(other)
+    (other / "config.json").write_text((tmp_path / "ok" / "config.json").read_text())  # shapes disagree
+    with pytest.raises(HyperNetworkError, match="not a loadable GHN"):
+        load_ghn(other)
+    with pytest.raises(HyperNetworkError, match="not a GHN folder"):
+        load_ghn(tmp_path)

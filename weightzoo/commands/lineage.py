@@ -94,10 +94,9 @@ def run(args: argparse.Namespace) -> int:
 
         plot_lineage(edges, args.figure, title=args.model or "inferred lineage")
     if args.json:
-        if args.model:
+        if args.model or result is None:
             print_json(edges)
         else:
-            assert result is not None
             d = result.to_dict()
             d["disagreements"] = {c: {"declared": sorted(a), "inferred": sorted(b)}
                                   for c, (a, b) in _disagreements(edges).items()}

@@ -38,6 +38,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--dtype", help="output dtype of floating tensors: bf16, f16, f32 (default: the base's)")
     p.add_argument("--missing", choices=("error", "skip", "keep-base"), default="error",
                    help="base tensors a model lacks: fail (default), leave out, or keep the base's")
+    p.add_argument("--align", action="store_true",
+                   help="permute every model to match the first (Git Re-Basin weight matching) before merging")
     p.add_argument("--max-shard-size", metavar="SIZE", help="shard the output by bytes, e.g. 2GB (OUT is a folder)")
     p.add_argument("--out", required=True, metavar="OUT", help="FILE.safetensors, FOLDER, or zoo:NAME")
     add_zoo(p)
@@ -107,7 +109,7 @@ def _merge(args: argparse.Namespace) -> int:
     try:
         merged = merge(cfg.method, [refs[m] for m in cfg.models], refs[cfg.base] if cfg.base else None,
                        weights=cfg.weights, params=cfg.params, seed=cfg.seed, trim=cfg.trim, dtype=cfg.dtype,
-                       missing=args.missing, zoo=zoo)
+                       missing=args.missing, zoo=zoo, align=args.align)
         where = save_merged(merged, out, zoo=zoo, max_shard_size=args.max_shard_size,
                             parents=list(dict.fromkeys(parents)))
     finally:

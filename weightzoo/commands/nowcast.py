@@ -30,6 +30,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     t.add_argument("--horizon", type=int, default=40, help="steps ahead to predict (default 40)")
     t.add_argument("--hidden", type=int, default=32)
     t.add_argument("--layers", type=int, default=3)
+    t.add_argument("--layer", default="edge-update", choices=("edge-update", "pyg-general"),
+                   help="graph layer: metanets.layers EdgeUpdateConv (default) or torch_geometric GeneralConv")
     t.add_argument("--lr", type=float, default=1e-3)
     t.add_argument("--batch", type=int, default=8, help="networks per training batch")
     t.add_argument("--optimizers", nargs="+", default=None, help="only trajectories of these optimizers (e.g. adam)")
@@ -60,7 +62,7 @@ def run_train(args: argparse.Namespace) -> int:
     torch.set_num_threads(1)
     summary = train_nowcasters(require_zoo(args), args.dataset, args.out, seeds=args.seeds, kinds=args.kinds,
                                history=args.history, spacing=args.spacing, horizon=args.horizon, hidden=args.hidden,
-                               layers=args.layers, epochs=args.epochs, lr=args.lr, batch=args.batch,
+                               layers=args.layers, layer=args.layer, epochs=args.epochs, lr=args.lr, batch=args.batch,
                                max_minutes=args.max_minutes, optimizers=args.optimizers,
                                progress=not args.no_progress)
     if args.json:

@@ -117,8 +117,35 @@ def _evaluate(args: argparse.Namespace, zoo: str) -> int:
 
 
 def _train(args: argparse.Namespace, zoo: str) -> int:
-    raise InvalidOptionError("--train-encoder is not available in this build")
+    from weightzoo.analysis.retrieval import train_encoder
+
+    if not args.out:
+        raise InvalidOptionError("--train-encoder needs --out DIR (the run folder)")
+    result = train_encoder(zoo, args.out, epochs=args.epochs or 30, max_minutes=args.max_minutes, seed=args.seed,
+                           progress=not args.no_progress)
+    if args.json:
+        print_json(result.to_dict())
+        return 0
+    print(f"{result.path}: {result.epochs} epochs in {result.wall_s:.0f} s, best validation MAP@10 "
+          f"{result.best_val_map:.3f} (epoch {result.best_epoch}); use --encoder learned --encoder-run {result.path}")
+    return 0
 
 
 def _predict(args: argparse.Namespace, zoo: str) -> int:
-    raise InvalidOptionError("--predict-accuracy is not available in this build")
+    from weightzoo.analysis.retrieval import predict_accuracy
+
+    if args.seeds < 1:
+        raise InvalidOptionError(f"--seeds must be >= 1, got {args.seeds}")
+    seeds = list(range(args.seed, args.seed + args.seeds))
+    result = predict_accuracy(zoo, seeds=seeds, epochs=args.epochs or 60)
+    if args.json:
+        print_json(result.to_dict())
+        return 0
+    print(f"Kendall tau on {result.test_size} held-out architectures (trained on {result.train_size}), "
+          f"seeds {seeds}:")
+    for name, (mean, std) in result.summary().items():
+        print(f"  {name:<7} {mean:+.3f} ± {std:.3f}")
+    print("WL subtree features with the largest ridge coefficients (accuracy ↑ / ↓):")
+    for f in result.top_features:
+        print(f"  {f['weight']:+.4f}  {f['description']}")
+    return 0

@@ -23,6 +23,18 @@ def hf_spec(config: Mapping[str, Any]) -> dict[str, Any]:
 
 
 
+def hf_module_spec(module: nn.Module) -> dict[str, Any] | None:
+    """The ``hf`` spec of a ``transformers`` model object (its class name and full config), else ``None``;
+    ``transformers`` is not imported (the module brings its config)."""
+    import json
+
+    config = getattr(module, "config", None)
+    if config is None or not type(module).__module__.startswith("transformers.") or \
+            not hasattr(config, "to_json_string"):
+        return None
+    return {"format": HF_FORMAT, "class": type(module).__name__, "config": json.loads(config.to_json_string(use_diff=False))}
+
+
 def build_hf(spec: dict[str, Any]) -> nn.Module:
     try:
         import transformers
@@ -37,4 +49,4 @@ def build_hf(spec: dict[str, Any]) -> nn.Module:
     return cls(config)
 
 
-__all__ = ["HF_FORMAT", "build_hf", "hf_spec"]
+__all__ = ["HF_FORMAT", "build_hf", "hf_module_spec", "hf_spec"]

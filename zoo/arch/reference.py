@@ -16,6 +16,10 @@ from torch import nn
 
 from weightzoo.errors import SpecError
 
+#: Spec format of a model known by its class: ``{"format": CLASS_FORMAT, "class": "pkg.module:Class"}``
+#: (optionally ``"input_shape"``); :func:`~weightzoo.zoo.arch.build_module` builds it without arguments.
+CLASS_FORMAT = "weightzoo.class/1"
+
 _REFERENCE = re.compile(r"^[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*:[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*$")
 
 
@@ -58,6 +62,16 @@ def resolve_class_reference(reference: str) -> type[nn.Module]:
     return found
 
 
+def class_spec(reference: str, input_shape: list[int] | None = None) -> dict[str, Any]:
+    """The spec of a model known by its class reference (validated, nothing imported)."""
+    if not is_class_reference(reference):
+        raise SpecError(f"{reference!r} is not a class reference (expected pkg.module:Class)")
+    spec: dict[str, Any] = {"format": CLASS_FORMAT, "class": reference}
+    if input_shape is not None:
+        spec["input_shape"] = [int(x) for x in input_shape]
+    return spec
+
+
 def build_from_reference(reference: str) -> nn.Module:
     """Instantiate the class a reference names with no arguments (its defaults)."""
     cls = resolve_class_reference(reference)
@@ -67,4 +81,4 @@ def build_from_reference(reference: str) -> nn.Module:
         raise SpecError(f"{reference} cannot be built without arguments: {exc}") from exc
 
 
-__all__ = ["build_from_reference", "class_reference", "is_class_reference", "resolve_class_reference"]
+__all__ = ["CLASS_FORMAT", "build_from_reference", "class_spec", "class_reference", "is_class_reference", "resolve_class_reference"]

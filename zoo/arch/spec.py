@@ -39,6 +39,7 @@ from weightzoo.errors import SpecError, UnsupportedLayerError
 
 from .cells import build_cells, validate_cells_spec
 from .hf import HF_FORMAT, build_hf
+from .reference import CLASS_FORMAT, build_from_reference, class_spec
 
 SPEC_FORMAT = "weightzoo.arch/1"
 #: ``{"format": "torch", "class": "MultiheadAttention" | "TransformerEncoderLayer", "config": {kwargs}}``
@@ -228,6 +229,11 @@ def validate_spec(spec: Any) -> dict[str, Any]:
     fmt = spec.get("format")
     if fmt == "weightzoo.cells/1":  # cell-based (DARTS-style) networks: see zoo/arch/cells.py
         return validate_cells_spec(spec)
+    if fmt == CLASS_FORMAT:
+        shape = spec.get("input_shape")
+        if shape is not None and not (isinstance(shape, list | tuple) and all(_is_int(x) and x >= 1 for x in shape)):
+            raise SpecError(f"input_shape: expected a list of positive ints (no batch dim), got {shape!r}")
+        return class_spec(spec.get("class"), None if shape is None else list(shape))  # type: ignore[arg-type]
     if fmt == HF_FORMAT:
         if not isinstance(spec.get("class"), str) or not isinstance(spec.get("config"), Mapping):
             raise SpecError("an hf spec needs 'class' (a transformers class name) and 'config' (a dict)")
@@ -237,7 +243,7 @@ def validate_spec(spec: Any) -> dict[str, Any]:
             raise SpecError(f"a torch spec needs 'class' (one of {', '.join(TORCH_CLASSES)}) and 'config' (a dict)")
         return {"format": TORCH_FORMAT, "class": spec["class"], "config": copy.deepcopy(dict(spec["config"]))}
     if fmt != SPEC_FORMAT:
-        raise SpecError(f"format: expected {SPEC_FORMAT!r} or {HF_FORMAT!r}, got {fmt!r}")
+        raise SpecError(f"format: expected {SPEC_FORMAT!r}, {HF_FORMAT!r} or {CLASS_FORMAT!r}, got {fmt!r}")
     unknown = sorted(set(spec) - {"format", "layers", "input_shape"})
     if unknown:
         raise SpecError(f"unknown top-level key(s) {unknown}; valid: format, layers, input_shape")
@@ -314,6 +320,8 @@ def build_module(spec: Mapping[str, Any]) -> nn.Module:
     extra) and build ``transformers.<class>(<Config>(**config))``.
     """
     spec = validate_spec(spec)
+    if spec["format"] == CLASS_FORMAT:
+        return build_from_reference(spec["class"])
     if spec["format"] == HF_FORMAT:
         return build_hf(spec)
     if spec["format"] == TORCH_FORMAT:

@@ -7,6 +7,7 @@ the store can stream a checkpoint of any size with bounded memory.
 
 from __future__ import annotations
 
+import functools
 import math
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Mapping
@@ -78,11 +79,13 @@ class TensorInfo:
         object.__setattr__(info, "shape", shape)
         return info
 
-    @property
+    # Cached (in the instance __dict__, which a frozen dataclass allows): the store asks for these several
+    # times per tensor, and a table may hold a million.
+    @functools.cached_property
     def numel(self) -> int:
         return math.prod(self.shape)
 
-    @property
+    @functools.cached_property
     def nbytes(self) -> int:
         return self.numel * dtype_from_code(self.dtype).itemsize
 

@@ -37,7 +37,6 @@ from .dtypes import CODES, dtype_from_code
 #: Default bound on the JSON header (the Hub client itself refuses headers above 25 MB).
 MAX_HEADER_BYTES = 100 * 2**20
 
-_ENTRY_KEYS = frozenset({"dtype", "shape", "data_offsets"})
 _ITEMSIZE = {code: dtype_from_code(code).itemsize for code in CODES}
 
 
@@ -91,7 +90,8 @@ def parse_header(f: BinaryIO, size: int, path: str | os.PathLike[str] | None,
     for name, entry in doc.items():
         # One pass per entry, written for speed (a header may name a million tensors); each rule's
         # message is the same as a straightforward check would give.
-        if type(entry) is not dict or len(entry) != 3 or entry.keys() != _ENTRY_KEYS:
+        if (type(entry) is not dict or len(entry) != 3 or "dtype" not in entry or "shape" not in entry
+                or "data_offsets" not in entry):
             keys = sorted(entry) if isinstance(entry, dict) else type(entry).__name__
             raise CheckpointError(path, f"entry must have exactly dtype, shape, data_offsets (has {keys})",
                                   tensor=name)

@@ -665,6 +665,9 @@ class _Builder:
         if op is OpType.MATMUL and name in ("matmul", "rmatmul", "mm", "bmm") and len(refs) == 2:
             self.matmul(i, node, name, args)
             return
+        if name == "einsum" and len(refs) == 2 and args and isinstance(args[0], str):
+            self.einsum(i, node, args)
+            return
         if op in _UNARY_OPS or name in _UNARY_NAMES:
             if len(refs) == 1 and data:
                 v = self.value(data[0])
@@ -849,6 +852,60 @@ class _Builder:
                 else:
                     self.fix(axes[k], why)
         axes[-2], axes[-1] = va.axes[-2], vb.axes[-1]
+        self.set_out(i, 0, _Value(out_shape, axes, node=i))
+
+    def einsum(self, i: int, node: RawNode, args: Any) -> None:
+        """Two-operand ``torch.einsum``: letters shared by both operands meet (tied, or contracted); output
+        letters keep their operand's space. ``einsum(eq, x, W)`` with a 2-D parameter is a linear layer."""
+        eq = args[0].replace(" ", "")
+        ops = list(args[1:]) if len(args) > 2 else list(args[1]) if isinstance(args[1], tuple) else []
+        if "->" not in eq or "." in eq or len(ops) != 2:
+            raise _Opaque("einsum without an explicit two-operand equation")
+        lhs, out_letters = eq.split("->")
+        letters = lhs.split(",")
+        if len(letters) != 2:
+            raise _Opaque("einsum")
+        (la, ra), (lb, rb) = (letters[0], ops[0]), (letters[1], ops[1])
+        if ra[0] == "p" and rb[0] == "v":
+            (la, ra), (lb, rb) = (lb, rb), (la, ra)
+        out_shape = tuple(node.out_shapes[0])
+        why = f"einsum at {node.path or '<root>'}"
+        if ra[0] == "v" and _is_param(rb):
+            v = self.value(ra)
+            assert v is not None
+            if len(lb) != 2 or rb[2] != () or len(la) != len(v.shape) or len(set(lb) & set(la)) != 1:
+                raise _Opaque("einsum with a parameter that is not a matrix")
+            shared = (set(lb) & set(la)).pop()
+            new = next(c for c in lb if c != shared)
+            if new not in out_letters or shared in out_letters or new in la:
+                raise _Opaque("einsum with a parameter that is not a linear map")
+            axis = la.index(shared)
+            for c in la:  # the other axes must arrive in the output in order, the new one last
+                if c != shared and c not in out_letters:
+                    raise _Opaque("einsum that also reduces a data axis")
+            if out_letters != "".join(c for c in la if c != shared) + new:
+                raise _Opaque("einsum output order")
+            if axis != len(la) - 1:
+                raise _Opaque("einsum contracting a non-last axis")
+            self.linear(i, v, -1, rb[1], None, node.path, in_major=lb.index(shared) == 0)
+            return
+        if ra[0] != "v" or rb[0] != "v":
+            raise _Opaque("einsum with constants")
+        va, vb = self.value(ra), self.value(rb)
+        assert va is not None and vb is not None
+        if len(la) != len(va.shape) or len(lb) != len(vb.shape) or len(out_letters) != len(out_shape):
+            raise _Opaque("einsum")
+        space: dict[str, Axis] = {}
+        for lt, v in ((lb, vb), (la, va)):  # the right operand first, as matmul does for batch axes
+            for c, ax, n in zip(lt, v.axes, v.shape):
+                if n == 1:
+                    continue
+                if c in space:
+                    if space[c] is not None or ax is not None:
+                        self.tie(space[c], ax, why)
+                else:
+                    space[c] = ax
+        axes = [space.get(c) if out_shape[k] > 1 else None for k, c in enumerate(out_letters)]
         self.set_out(i, 0, _Value(out_shape, axes, node=i))
 
     def sdpa(self, i: int, node: RawNode, args: Any, kwargs: Any) -> None:

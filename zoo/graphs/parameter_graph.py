@@ -141,6 +141,20 @@ def _take(edge_attr: torch.Tensor, node_values: torch.Tensor, layout: Layout, s:
     return node_values[g.start: g.start + g.size, s.column]
 
 
+def needs_recording(spec: Mapping[str, Any]) -> bool:
+    """True for specs whose graph comes from recording the rebuilt module (class references, ``transformers``
+    families without a fast path): no layout follows from the spec alone."""
+    from weightzoo.zoo.arch import CLASS_FORMAT
+
+    from .hf_families import FAMILIES
+
+    fmt = spec.get("format") if isinstance(spec, Mapping) else None
+    if fmt == CLASS_FORMAT:
+        return True
+    config = spec.get("config") if fmt == HF_FORMAT else None
+    return isinstance(config, Mapping) and config.get("model_type") not in FAMILIES
+
+
 def _max_kernel(max_kernel: int | tuple[int, ...] | list[int]) -> tuple[int, int]:
     mk = (max_kernel, max_kernel) if isinstance(max_kernel, int) else tuple(max_kernel)
     if len(mk) != 2 or not all(isinstance(k, int) and k >= 1 for k in mk):
@@ -211,6 +225,8 @@ class ParameterGraph:
                 with more edges; :func:`~weightzoo.zoo.graphs.sampled_view` and
                 :func:`~weightzoo.zoo.graphs.layer_views` give bounded views of such models instead.
         """
+        if needs_recording(spec):  # a class reference, or a transformers family without a fast path
+            return cls._from_rebuilt(spec, state_dict, max_kernel=max_kernel, strict=strict, metadata=metadata)
         transformer = is_transformer_spec(spec)
         mk = _max_kernel(max_kernel if max_kernel is not None
                          else TRANSFORMER_MAX_KERNEL if transformer else DEFAULT_MAX_KERNEL)
@@ -330,6 +346,23 @@ class ParameterGraph:
             if fast_error is not None:  # the recorder cannot run it either: the fast path's reason is the clearer one
                 raise fast_error from exc
             raise
+
+    @classmethod
+    def _from_rebuilt(cls, spec: Mapping[str, Any], state_dict: Mapping[str, torch.Tensor], *,
+                      max_kernel: int | tuple[int, int] | None, strict: bool,
+                      metadata: dict[str, Any] | None) -> ParameterGraph:
+        """Build the module a spec names (``build_module``), load the weights and record its graph."""
+        from weightzoo.zoo.arch import build_module
+
+        module = build_module(spec)
+        try:
+            module.load_state_dict({k: state_dict[k] for k in state_dict.keys()}, strict=True)
+        except RuntimeError as exc:
+            raise SpecError(f"the weights do not fit {spec.get('class')}: {exc}") from exc
+        shape = spec.get("input_shape")
+        example = None if not shape else torch.randn(1, *shape, generator=torch.Generator().manual_seed(0))
+        return cls.from_module(module.eval(), example, max_kernel=max_kernel, strict=strict, metadata=metadata,
+                               recorded=True)
 
     @classmethod
     def _recorded(cls, module: nn.Module, example_input: Any, max_kernel: int | tuple[int, int] | None,
@@ -520,4 +553,4 @@ class ParameterGraph:
 
 
 __all__ = ["DEFAULT_MAX_KERNEL", "GRAPH_FORMAT", "NETWORKX_LIMIT", "TRANSFORMER_MAX_KERNEL", "ParameterGraph",
-           "is_transformer_spec"]
+           "is_transformer_spec", "needs_recording"]

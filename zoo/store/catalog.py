@@ -88,6 +88,20 @@ CREATE INDEX IF NOT EXISTS lineage_parent ON lineage(parent);
 _MIGRATIONS = {2: _V2_TO_V3}  # from version → script to the next version
 
 
+# A zoo this user may only read cannot be upgraded in place; its v2 lineage table is read through a
+# temporary view of the v3 shape instead (SQLite resolves an unqualified name in ``temp`` first).
+_V2_READ_VIEW = """
+CREATE TEMP VIEW IF NOT EXISTS lineage AS
+    SELECT child, parent, relation, evidence, created_at, 'declared' AS source, NULL AS confidence FROM main.lineage;
+"""
+
+
+def read_as_current(conn: sqlite3.Connection, version: int) -> None:
+    """Make a read-only catalogue of an older released schema readable as the current one (no write)."""
+    if version == 2:
+        conn.executescript(_V2_READ_VIEW)
+
+
 def migrate(conn: sqlite3.Connection, version: int) -> int:
     """Upgrade a catalogue from schema ``version`` to :data:`SCHEMA_VERSION` in one transaction.
 

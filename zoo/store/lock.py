@@ -22,14 +22,18 @@ class WriterLock:
     like other processes do (a thread must not, say, repair away a pack another thread is committing).
     Waits up to ``timeout`` seconds, then raises ZooBusyError."""
 
-    def __init__(self, zoo: Path, timeout: float = 30.0) -> None:
+    def __init__(self, zoo: Path, timeout: float = 30.0, *, read_only: bool = False) -> None:
         self.path = zoo / ".lock"
         self.timeout = timeout
+        self.read_only = read_only  # a zoo this user cannot write: every write is refused up front
         self._fd: int | None = None
         self._depth = 0
         self._thread_lock = threading.RLock()
 
     def acquire(self) -> None:
+        if self.read_only:
+            raise ZooReadOnlyError(f"{self.path.parent}: zoo is read-only for this user (reads work; writing needs "
+                                   "write permission on the folder and its catalogue)")
         if not self._thread_lock.acquire(timeout=self.timeout if self.timeout > 0 else 0):
             raise ZooBusyError(self.path.parent, "another thread of this process")
         if self._depth:

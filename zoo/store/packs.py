@@ -301,7 +301,11 @@ class PackReader:
         raw = self.read_raw(pack, loc, nbytes)
         if raw.size != nbytes:
             raise ZooCorruptError(f"pack {pack}, blob {loc.dataset}: {raw.size} bytes stored, {nbytes} expected")
-        return tensor_from_bytes(raw, code, shape)
+        if loc.offset is not None or nbytes == 0:
+            return tensor_from_bytes(raw, code, shape)  # a slice of a shared window: copied
+        # A whole dataset was read into a fresh array: wrap it without a second copy.
+        t = torch.from_numpy(raw)
+        return t.view(torch.bool if dt.torch == torch.bool else dt.torch).reshape(shape)
 
     def keys(self, pack: str) -> list[str]:
         return self._guarded(pack, "index of datasets", lambda f: list(f.keys()))

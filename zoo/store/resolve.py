@@ -28,13 +28,17 @@ def _as_zoo(zoo: Zoo | str | os.PathLike[str] | None) -> Zoo | None:
 
 
 def classify_ref(ref: str, zoo: Zoo | None, *, explicit_path: bool = False) -> str:
-    """The one rule for a MODEL reference: ``"path"`` (a checkpoint on disk) or ``"zoo"`` (a model name).
+    """The one rule for a MODEL reference: ``"path"`` (a checkpoint on disk), ``"zoo"`` (a model name) or
+    ``"class"`` (``pkg.module:Class``, an importable ``nn.Module`` class built without arguments — when it is
+    neither a path nor a zoo model).
 
     A reference starting with ``./``, ``../`` or ``/`` (or ``explicit_path``) is always a path. A string that
     is both an existing path and a model in ``zoo`` raises :class:`~weightzoo.errors.AmbiguousModelError`;
     a name found nowhere raises :class:`~weightzoo.errors.ModelNotFoundError` (with a zoo) or
     :class:`~weightzoo.errors.NoWeightsError` (a ``FileNotFoundError``, without one).
     """
+    from weightzoo.zoo.arch import is_class_reference
+
     explicit = explicit_path or ref.startswith(("./", "../", "/"))
     is_path = os.path.exists(ref)
     in_zoo = not explicit and zoo is not None and zoo.has_model(ref)
@@ -44,6 +48,8 @@ def classify_ref(ref: str, zoo: Zoo | None, *, explicit_path: bool = False) -> s
         return "zoo"
     if is_path:
         return "path"
+    if not explicit and is_class_reference(ref):
+        return "class"
     if zoo is not None and not explicit:
         raise ModelNotFoundError(ref, zoo.path)
     hint = "" if zoo is not None or explicit else " (pass --zoo DIR for a zoo model)"
@@ -74,8 +80,13 @@ def load_state_dict(source: Any, *, zoo: Zoo | str | os.PathLike[str] | None = N
     ref = os.fspath(source)
     explicit = isinstance(source, Path) or ref.startswith(("./", "../", "/"))
     z = None if explicit else _as_zoo(zoo)  # an explicit path never needs the catalogue
-    if classify_ref(ref, z, explicit_path=explicit) == "zoo" and z is not None:
+    kind = classify_ref(ref, z, explicit_path=explicit)
+    if kind == "zoo" and z is not None:
         return z.state_dict(ref)
+    if kind == "class":
+        from weightzoo.zoo.arch import build_from_reference
+
+        return build_from_reference(ref).state_dict()
     return open_checkpoint(ref).state_dict()
 
 
@@ -102,7 +113,12 @@ def resolve_spec(ref: str | os.PathLike[str], *, zoo: Zoo | str | os.PathLike[st
     name = os.fspath(ref)
     explicit = isinstance(ref, Path) or name.startswith(("./", "../", "/"))
     z = None if explicit else _as_zoo(zoo)
-    if classify_ref(name, z, explicit_path=explicit) == "zoo" and z is not None:
+    kind = classify_ref(name, z, explicit_path=explicit)
+    if kind == "class":
+        from weightzoo.zoo.arch import class_spec
+
+        return class_spec(name)
+    if kind == "zoo" and z is not None:
         record = z.model(name)
         if record.spec is not None:
             return dict(record.spec)

@@ -73,13 +73,17 @@ def spec_for(source: Any, ckpt: Checkpoint) -> dict[str, Any] | None:
     if isinstance(source, torch.nn.Module):
         try:
             from weightzoo.errors import WeightzooError
-            from weightzoo.zoo.arch import spec_from_module
+            from weightzoo.zoo.arch import class_reference, class_spec, hf_module_spec, spec_from_module
         except ImportError:
             return None
+        hf = hf_module_spec(source)  # a transformers model object: rebuilt from its config
+        if hf is not None:
+            return hf
         try:
             return spec_from_module(source)
         except WeightzooError:
-            return None
+            ref = class_reference(source)  # a class-based module: rebuilt from its importable class
+            return class_spec(ref) if ref is not None else None
     return None
 
 

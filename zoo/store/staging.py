@@ -80,18 +80,21 @@ def check_unique(items: Sequence[IngestItem]) -> None:
         raise ModelExistsError(next(n for n in names if names.count(n) > 1)[0])
 
 
-def write_pack(items: Sequence[IngestItem], writer: PackWriter, *, known: Callable[[str], bool] = lambda h: False,
+def write_pack(items: Sequence[IngestItem], writer: PackWriter, *,
+               known: Callable[[Sequence[str]], set[str]] = lambda hashes: set(),
                on_bytes: Callable[[int], None] | None = None) -> tuple[list[StagedModel], BlobTable]:
-    """Hash, scan and write every tensor of ``items`` into ``writer`` (not committed); blobs for which
-    ``known(hash)`` is true, or seen earlier in the batch, are not written again.
+    """Hash, scan and write every tensor of ``items`` into ``writer`` (not committed); blobs that
+    ``known(hashes)`` reports as stored, or seen earlier in the batch, are not written again.
 
     Tensor i+1 is read and hashed in a helper thread while tensor i is written (both release the GIL), so
-    the time approaches that of the write alone.
+    the time approaches that of the write alone. Small blobs wait (as views, no copies) so that one ``known``
+    call answers for up to 4,096 of them: a million tiny tensors must not cost a million catalogue queries.
     """
     new_blobs: BlobTable = {}
     stream = [(k, info) for k, it in enumerate(items) for info in it.ckpt.tensors]
     rows: list[list[TensorRow]] = [[] for _ in items]
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="weightzoo-digest")
+    pending: list[tuple[TensorInfo, str, memoryview]] = []
 
     def fetch(i: int) -> tuple[memoryview, Future[tuple[str, int, int]] | tuple[str, int, int]]:
         k, info = stream[i]
@@ -99,6 +102,13 @@ def write_pack(items: Sequence[IngestItem], writer: PackWriter, *, known: Callab
         if len(data) < SMALL_BLOB:  # a thread hand-off costs more than hashing a small tensor here
             return data, digest_tensor(items[k].name, info, data)
         return data, pool.submit(digest_tensor, items[k].name, info, data)
+
+    def store(batch: list[tuple[TensorInfo, str, memoryview]]) -> None:
+        fresh = [h for _, h, _ in batch if h not in new_blobs]
+        stored = known(fresh) if fresh else set()
+        for info, h, data in batch:
+            if h not in new_blobs and h not in stored:
+                new_blobs[h] = (info.dtype, info.shape, info.nbytes, writer.add(h, info.dtype, info.shape, data))
 
     try:
         ahead = fetch(0) if stream else None
@@ -108,13 +118,19 @@ def write_pack(items: Sequence[IngestItem], writer: PackWriter, *, known: Callab
             data, fut = ahead
             ahead = fetch(i + 1) if i + 1 < len(stream) else None
             h, nan, inf = fut if isinstance(fut, tuple) else fut.result()
-            if h not in new_blobs and not known(h):
-                loc = writer.add(h, info.dtype, info.shape, data)
-                new_blobs[h] = (info.dtype, info.shape, info.nbytes, loc)
+            if len(data) < SMALL_BLOB:
+                pending.append((info, h, data))
+                if len(pending) >= 4096:
+                    store(pending)
+                    pending = []
+            else:
+                store([(info, h, data)])
             rows[k].append((info, h, nan, inf))
             del data, fut
             if on_bytes is not None:
                 on_bytes(info.nbytes)
+        store(pending)
+        pending = []
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
     models = [StagedModel(it.name, it.revision, it.replace, catalog_fields(it), it.metadata, r)

@@ -59,6 +59,7 @@ from .catalog import (
     insert_model,
     migrate,
     model_from_row,
+    read_as_current,
     shape_from_text,
     shape_text,
     split_ref,
@@ -122,7 +123,7 @@ class Zoo:
         self.read_only = read_only
         self._conn = connect(path / CATALOG, read_only=read_only)
         self._db_lock = threading.RLock()
-        self._writer = WriterLock(path, lock_timeout)
+        self._writer = WriterLock(path, lock_timeout, read_only=read_only)
         self._reader = PackReader(self.packs_dir)
 
     # --- opening -----------------------------------------------------------------------------------
@@ -166,6 +167,9 @@ class Zoo:
     def _init_schema(self) -> None:
         if self.read_only:
             row = self._conn.execute("SELECT value FROM info WHERE key='schema'").fetchone()
+            if row is not None and OLDEST_MIGRATABLE <= int(row[0]) < SCHEMA_VERSION:
+                read_as_current(self._conn, int(row[0]))  # cannot upgrade what we may not write: read it as is
+                return
             if row is None or int(row[0]) != SCHEMA_VERSION:
                 raise IncompatibleZooError(f"{self.path}: catalogue schema {row[0] if row else 'missing'} is not the "
                                            f"one this weightzoo reads ({SCHEMA_VERSION})")
@@ -518,7 +522,7 @@ class Zoo:
         present = set(os.listdir(self.packs_dir))
         healed: set[str] = set()
         try:
-            models, new_blobs = write_pack(items, writer, known=lambda h: self._has_blob(h, present, healed),
+            models, new_blobs = write_pack(items, writer, known=lambda hs: self._known_blobs(hs, present, healed),
                                            on_bytes=bar.update)
             wrote = writer.commit()
         except BaseException:
@@ -558,7 +562,8 @@ class Zoo:
                     continue
                 if not (self.packs_dir / sp.pack).is_file():
                     raise StorageError(f"{self.path}: staged pack {sp.pack} is missing; nothing was committed")
-                fresh = {h: v for h, v in sp.blobs.items() if h not in seen and not self._has_blob(h, present, healed)}
+                stored = self._known_blobs([h for h in sp.blobs if h not in seen], present, healed)
+                fresh = {h: v for h, v in sp.blobs.items() if h not in seen and h not in stored}
                 seen.update(fresh)
                 if fresh:
                     packs.append((sp.pack, sp.nbytes, fresh))
@@ -586,13 +591,29 @@ class Zoo:
                     removed.append(n)
         return sorted(removed)
 
-    def _has_blob(self, h: str, present: set[str], healed: set[str]) -> bool:
-        """Whether blob ``h`` is stored in a pack that exists (a blob of a lost pack is noted in ``healed``)."""
-        rows = self._query("SELECT pack FROM blobs WHERE hash=?", (h,))
-        if rows and rows[0][0] not in present:
-            healed.add(rows[0][0])
-            return False
-        return bool(rows)
+    def _known_blobs(self, hashes: Sequence[str], present: set[str], healed: set[str]) -> set[str]:
+        """The blobs among ``hashes`` stored in a pack that exists; blobs of lost packs are not known (they
+        are written again) and their packs are noted in ``healed``. One query per 500 hashes."""
+        known = set()
+        for h, pack in self._stored_packs(list(hashes)).items():
+            if pack in present:
+                known.add(h)
+            else:
+                healed.add(pack)
+        return known
+
+    def _stored_packs(self, hashes: list[str]) -> dict[str, str]:
+        """hash → pack for the blobs among ``hashes`` that the catalogue holds (queried 500 at a time).
+
+        A caller deduplicates only against blobs whose pack exists: a blob of a lost pack is written again.
+        """
+        out: dict[str, str] = {}
+        unique = list(dict.fromkeys(hashes))
+        for start in range(0, len(unique), 500):
+            chunk = unique[start:start + 500]
+            out.update(self._query(f"SELECT hash, pack FROM blobs WHERE hash IN ({','.join('?' * len(chunk))})",
+                                   tuple(chunk)))
+        return out
 
     def _check_free(self, name: str, revision: str | None, replace: bool) -> None:
         rows = self._query("SELECT ingested FROM models WHERE name=? AND revision=?", (name, revision or ""))
@@ -736,8 +757,8 @@ class Zoo:
                 raise LineageError(f"a model cannot be its own parent: {child!r}")
             if not isinstance(relation, str) or not relation:
                 raise LineageError(f"lineage edge {child!r} <- {parent!r}: relation must be a non-empty string")
-            if k is not None and not 0.0 <= float(k) <= 1.0:
-                raise LineageError(f"lineage edge {child!r} <- {parent!r}: confidence {k!r} is not in [0, 1]")
+            if k is not None and not (isinstance(k, int | float) and 0.0 <= float(k) <= 1.0):  # NaN fails too
+                raise LineageError(f"lineage edge {child!r} <- {parent!r}: confidence {k!r} is not a number in [0, 1]")
         now = time.time()
         with self._writer, self._transaction() as c:
             if replace_inferred:

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch import nn
 
 from weightzoo.errors import ShapeMismatchError
 from weightzoo.zoo.graphs.layout import Layout, flat_in_index
@@ -85,8 +86,12 @@ def _assign(kind: str, n_blocks: int, costs: dict[int, np.ndarray], lsa: Any) ->
     return out
 
 
+def _state(obj: Any) -> dict[str, torch.Tensor]:
+    return dict(obj.state_dict()) if isinstance(obj, nn.Module) else {k: obj[k] for k in obj.keys()}
+
+
 def align(a: Any, b: Any, spec: Mapping[str, Any] | None = None, *, max_iter: int = 100,
-          seed: int = 0) -> tuple[Any, Perms]:
+          seed: int = 0, example_input: Any = None) -> tuple[Any, Perms]:
     r"""Permute ``b``'s hidden neurons to best match ``a`` (Git Re-Basin weight matching).
 
     Coordinate ascent: for each neuron space in a seeded random order, solve the linear assignment
@@ -97,11 +102,27 @@ def align(a: Any, b: Any, spec: Mapping[str, Any] | None = None, *, max_iter: in
     :func:`permute_hidden` permutes them: whole groups (one assignment over groups, valued by the best
     assignment inside each pair of groups) where all their group structures agree, else inside groups.
 
+    Any module outside the spec/family fast paths (or a recorded layout as ``spec``) is matched on its
+    recorded layout (:func:`~.any_module.align_recorded`; ``example_input`` for the recorded pass).
+
     Returns ``(aligned b, perms)`` — ``aligned`` is the same kind as ``b``.
     """
     from scipy.optimize import linear_sum_assignment
 
+    from .permutation import fast_spec
+
+    if isinstance(a, nn.Module) and spec is None and fast_spec(a) is None:  # any module: its recorded layout
+        from .any_module import align_recorded, apply_recorded_permutation, recorded_layout
+
+        rec = recorded_layout(a, example_input)
+        perms = align_recorded(rec, a.state_dict(), _state(b), max_iter=max_iter, seed=seed)
+        return _rebuild(b, apply_recorded_permutation(rec, _state(b), perms)), perms
     layout, sd_a = _resolve(a, spec)
+    if layout.info.get("recorded"):
+        from .any_module import align_recorded, apply_recorded_permutation
+
+        perms = align_recorded(layout, sd_a, _state(b), max_iter=max_iter, seed=seed)
+        return _rebuild(b, apply_recorded_permutation(layout, _state(b), perms)), perms
     _mlp_cnn_only(layout, "align")
     layout_b, sd_b = _resolve(b, spec)
     if layout_b is not layout and layout_b.spec != layout.spec:

@@ -26,6 +26,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -265,6 +266,76 @@ def apply_recorded_permutation(layout: Layout, state_dict: Mapping[str, torch.Te
     return out
 
 
+def align_recorded(layout: Layout, sd_a: Mapping[str, torch.Tensor], sd_b: Mapping[str, torch.Tensor], *,
+                   max_iter: int = 100, seed: int = 0) -> Perms:
+    r"""Git Re-Basin weight matching on a recorded layout: the per-group permutations of ``b`` that best
+    match ``a``.
+
+    Coordinate ascent over the free classes in a seeded random order: for class :math:`r`, solve
+    :math:`\max_P \langle A_r, P B_r\rangle` where :math:`A_r`/:math:`B_r` stack every tensor axis bound
+    to a group of the class (whole, or its slice inside a concatenation; a flattened axis by channel), with
+    ``b``'s other axes at their current permutations; stop when a sweep changes nothing. Classes split into
+    heads, derived and fixed classes are not matched (identity, or derived from their parts).
+    """
+    from scipy.optimize import linear_sum_assignment
+
+    classes = _Classes(layout)
+    bind = layout.info["symmetry"]["bind"]
+    find = classes.find
+    free = [r for r in sorted(classes.members) if classes.status(r)[0] == "free"]
+    perms: dict[int, torch.Tensor] = {r: torch.arange(classes.size(r)) for r in free}
+    names = [n for n in sd_a.keys() if bind.get(n) and sd_a[n].is_floating_point()
+             and any(g is not None for g in bind[n])]
+    a64 = {n: sd_a[n].detach().to(torch.float64) for n in names}
+    b64 = {n: sd_b[n].detach().to(torch.float64) for n in names}
+
+    def slices(g: int, r: int) -> list[tuple[int, int, int]]:
+        """(offset, length, spatial) pieces of group ``g``'s axis that class ``r`` permutes."""
+        if find(g) == r:
+            return [(0, len_of(g), 1)]
+        gr = layout.groups[g]
+        if gr.kind == NodeType.FLATTEN and gr.channel_group is not None and find(gr.channel_group) == r:
+            return [(0, layout.groups[gr.channel_group].size, gr.spatial)]
+        out, off = [], 0
+        for p in classes.parts.get(g, []):
+            out += [(off + o, n, sp) for o, n, sp in slices(p, r)]
+            off += len_of(p)
+        return out
+
+    def len_of(g: int) -> int:
+        return layout.groups[g].size
+
+    rng = np.random.default_rng(seed)
+    for _ in range(max_iter):
+        changed = False
+        for r in rng.permutation(free).tolist():
+            n = classes.size(r)
+            group_perms = classes.expand({k: v for k, v in perms.items() if k != r})
+            cost = torch.zeros(n, n, dtype=torch.float64)
+            for name in names:
+                b_now = b64[name]
+                for axis, g in enumerate(bind[name]):
+                    if g is not None and not any(True for _ in slices(g, r)):
+                        p = group_perms.get(int(g))
+                        if p is not None:
+                            b_now = b_now.index_select(axis, p)
+                for axis, g in enumerate(bind[name]):
+                    if g is None:
+                        continue
+                    for off, length, spatial in slices(int(g), r):
+                        width = length * spatial
+                        ta = a64[name].narrow(axis, off, width).movedim(axis, 0).reshape(length, -1)
+                        tb = b_now.narrow(axis, off, width).movedim(axis, 0).reshape(length, -1)
+                        cost += ta @ tb.T
+            _, col = linear_sum_assignment(cost.numpy(), maximize=True)
+            new = torch.as_tensor(col, dtype=torch.long)
+            if not torch.equal(new, perms[r]):
+                perms[r], changed = new, True
+        if not changed:
+            break
+    return classes.expand(perms)
+
+
 def recorded_layout(module: nn.Module, example_input: Any = None) -> Layout:
     """The recorded layout of ``module`` (one forward pass; pack 1: tables are irrelevant to symmetries)."""
     from weightzoo.zoo.arch import class_reference
@@ -355,5 +426,5 @@ def _outputs(m: nn.Module, example_input: Any) -> list[torch.Tensor]:
     return flat
 
 
-__all__ = ["SymmetryCheck", "SymmetryGroup", "apply_recorded_permutation", "check_symmetry", "permute_recorded",
+__all__ = ["SymmetryCheck", "SymmetryGroup", "align_recorded", "apply_recorded_permutation", "check_symmetry", "permute_recorded",
            "recorded_layout", "symmetry_groups"]

@@ -72,6 +72,10 @@ def _resolve(obj: Any, spec: Mapping[str, Any] | None) -> tuple[Layout, dict[str
 
 
 def _mlp_cnn_only(layout: Layout, what: str) -> None:
+    if layout.info.get("recorded"):
+        raise UnsupportedLayerError("<root>", str(layout.spec.get("module")),
+                                    f"{what} covers MLPs and CNNs built from specs; recorded modules get "
+                                    "permute_hidden and align")
     if layout.is_transformer:
         raise UnsupportedLayerError("<root>", str(layout.info.get("family")),
                                     f"{what} covers MLPs and CNNs; permute_hidden covers transformers")

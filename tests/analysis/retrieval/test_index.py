@@ -179,7 +179,7 @@ def test_queries_by_module_spec_config_and_class_ref(archs_zoo: Path, tmp_path: 
     by_name = retrieve("archs/a00004", archs_zoo, k=1, encoder="wl", exclude_self=False)
     assert by_file[0].model == by_name[0].model == "archs/a00004"
     assert by_file[0].similarity == pytest.approx(1.0, abs=1e-5)
-    (tmp_path / "my_nets.py").write_text(
+    (tmp_path / "retrieval_user_nets.py").write_text(
         "from torch import nn\n"
         "class Tiny(nn.Module):\n"
         "    def __init__(self):\n"
@@ -188,9 +188,9 @@ def test_queries_by_module_spec_config_and_class_ref(archs_zoo: Path, tmp_path: 
         "    def forward(self, x):\n"
         "        return self.b(self.a(x).mean((2, 3)))\n")
     monkeypatch.syspath_prepend(str(tmp_path))
-    g = query_graph("my_nets:Tiny")
+    g = query_graph("retrieval_user_nets:Tiny")
     assert [n.op.name for n in g.nodes if n.params] == ["CONV", "LINEAR"]
     with pytest.raises(Exception, match="cannot import"):
-        query_graph("my_nets:Missing")
+        query_graph("retrieval_user_nets:Missing")
     with pytest.raises(RetrievalError, match="cannot retrieve by a int"):
         query_graph(3)

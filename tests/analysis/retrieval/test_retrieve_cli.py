@@ -49,3 +49,21 @@ def test_errors_are_one_line_and_typed(archs_zoo: Path, capsys: pytest.CaptureFi
     assert rc == 1 and "--build-index" in err
     rc, _, err = run(capsys, "retrieve", "archs/nope", "--zoo", zoo)
     assert rc == 1 and "archs/nope" in err
+
+
+def test_train_then_search_with_the_learned_encoder(archs_zoo: Path, tmp_path: Path,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    zoo, run_dir = str(archs_zoo), str(tmp_path / "enc")
+    rc, out, _ = run(capsys, "retrieve", "--train-encoder", "--zoo", zoo, "--out", run_dir, "--epochs", "1",
+                     "--json", "--no-progress")
+    trained = json.loads(out)
+    assert rc == 0 and trained["epochs"] == 1 and len(trained["history"]) == 1
+    assert {"model.safetensors", "config.json", "training.json"} <= {p.name for p in Path(run_dir).iterdir()}
+    rc, out, err = run(capsys, "retrieve", "archs/a00002", "--zoo", zoo, "-k", "3", "--encoder", "learned",
+                     "--encoder-run", run_dir, "--json")
+    assert rc == 0, err
+    got = json.loads(out)
+    assert rc == 0 and got["encoder"] == "learned" and len(got["results"]) == 3
+    rc, _, err = run(capsys, "retrieve", "archs/a00002", "--zoo", zoo, "--encoder", "learned",
+                     "--encoder-run", str(tmp_path / "nothing"))
+    assert rc == 1 and "not a trained encoder run" in err

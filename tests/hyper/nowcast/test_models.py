@@ -53,7 +53,8 @@ def test_permuting_the_network_permutes_the_nowcast(spec: dict, seed: int) -> No
     _, perms = permute_hidden(states[-1], torch.Generator().manual_seed(seed), spec=spec, return_perms=True)
     permuted = [apply_permutation(layout, s, perms) for s in states]
     torch.manual_seed(seed)
-    for nowcaster in (Nowcaster(hidden=16, layers=2), MLPNowcaster(hidden=16), LinearNowcaster(gain=0.7)):
+    for nowcaster in (Nowcaster(hidden=16, layers=2), Nowcaster(hidden=16, layers=1, layer="pyg-general"),
+                      MLPNowcaster(hidden=16), LinearNowcaster(gain=0.7)):
         out = nowcaster.predict(index, _stack(index, states))
         out_p = nowcaster.predict(index, _stack(index, permuted))
         expected = index.flatten(apply_permutation(layout, index.unflatten(out), perms))
@@ -72,8 +73,8 @@ def test_negative_control_rewiring_one_layer_changes_the_graph_nowcast() -> None
         return {**sd, name: sd[name][perm]}
 
     torch.manual_seed(0)
-    graph, mlp = Nowcaster(hidden=16, layers=2), MLPNowcaster(hidden=16)
-    for nowcaster, reacts in ((graph, True), (mlp, False)):
+    graph, pyg, mlp = Nowcaster(hidden=16, layers=2), Nowcaster(hidden=16, layer="pyg-general"), MLPNowcaster(hidden=16)
+    for nowcaster, reacts in ((graph, True), (pyg, True), (mlp, False)):
         out = nowcaster.predict(index, _stack(index, states))
         out_r = nowcaster.predict(index, _stack(index, [rewire(s) for s in states]))
         expected = index.flatten(rewire(index.unflatten(out)))
@@ -114,6 +115,7 @@ def test_save_and_load_round_trip(cls: type, tmp_path: Path) -> None:
     assert type(loaded) is cls and loaded.horizon == 20
     assert torch.equal(loaded.predict(index, states), nowcaster.predict(index, states))
     if cls is Nowcaster:
+        assert loaded.layer == "edge-update"
         assert torch.equal(Nowcaster.from_pretrained(tmp_path / "nc").predict(index, states),
                            nowcaster.predict(index, states))
 
@@ -123,6 +125,8 @@ def test_bad_configs_and_folders_raise_typed_errors(tmp_path: Path) -> None:
         Nowcaster(history=1)
     with pytest.raises(ConfigError, match="layers"):
         Nowcaster(layers=0)
+    with pytest.raises(ConfigError, match="unknown layer"):
+        Nowcaster(layer="gat")
     with pytest.raises(ConfigError, match="not a nowcaster folder"):
         load_nowcaster(tmp_path)
     index = ParameterIndex.from_module(build_module(mlp_spec("relu", 0.0)))

@@ -172,6 +172,7 @@ _BOMB_UNDER_RLIMIT = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("make", [
     lambda a, d: a.write_bytearray_pickle(d, 2**33, "plain"),
     lambda a, d: a.write_tensor_constructor(d, 2**31, "zip"),
@@ -183,3 +184,21 @@ def test_memory_bombs_refused_under_an_address_space_limit(tmp_path: Path, attac
     out = subprocess.run([sys.executable, "-c", _BOMB_UNDER_RLIMIT, str(p)], capture_output=True, text=True,
                          timeout=300, cwd=tmp_path)
     assert out.returncode == 0 and out.stdout.startswith("refused"), out.stderr[-2000:]
+
+
+def test_data_section_carrying_another_format_is_just_bytes(tmp_path: Path, attacks) -> None:
+    """A zip (or a pickle) hidden as a tensor's bytes is never interpreted: stored and exported verbatim."""
+    import io
+    import zipfile
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr("data.pkl", b"\x80\x02}q\x00.")
+    payload = buf.getvalue()
+    header = {"blob": {"dtype": "U8", "shape": [len(payload)], "data_offsets": [0, len(payload)]}}
+    p = attacks.safetensors_file(tmp_path, "carrier.safetensors", header, payload)
+    from weightzoo.zoo.store import Zoo
+
+    with Zoo.open(tmp_path / "z") as zoo:
+        zoo.ingest(p, name="carrier")
+        assert bytes(zoo.tensor("carrier", "blob").numpy()) == payload

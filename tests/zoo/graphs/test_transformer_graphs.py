@@ -196,8 +196,12 @@ def test_save_load_round_trip(tmp_path) -> None:
 
 def test_bad_input_is_refused() -> None:
     spec, sd = HF.llama(0)
-    with pytest.raises(UnsupportedLayerError, match="families"):
-        ParameterGraph.from_spec({**spec, "config": {**spec["config"], "model_type": "t5"}}, sd)
+    # a family without a fast path is rebuilt from its config and recorded (zoo.graphs.dataflow) ...
+    other = ParameterGraph.from_spec({**spec, "config": {**spec["config"], "model_type": "t5"}}, sd)
+    assert other.spec["format"] == "weightzoo.recorded/1" and _same(other.to_state_dict(), sd)
+    # ... and a class transformers does not have is refused
+    with pytest.raises(SpecError):
+        ParameterGraph.from_spec({**spec, "class": "NoSuchModel", "config": {**spec["config"], "model_type": "t5"}}, sd)
     missing = {k: v for k, v in sd.items() if "layers.1.mlp.up_proj" not in k}
     with pytest.raises(SpecError, match="up_proj"):
         ParameterGraph.from_spec(spec, missing)

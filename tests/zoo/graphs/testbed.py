@@ -319,6 +319,28 @@ class SeqModel(nn.Module):
         return self.out((x + a).mean(1))
 
 
+class EinsumAttention(nn.Module):
+    """Attention written with ``torch.einsum`` and plain parameter matrices (both orientations)."""
+
+    def __init__(self, d: int = 12, h: int = 3) -> None:
+        super().__init__()
+        self.h = h
+        self.wq, self.wk = nn.Parameter(torch.randn(d, d) * 0.3), nn.Parameter(torch.randn(d, d) * 0.3)
+        self.wv, self.wo = nn.Parameter(torch.randn(d, d) * 0.3), nn.Parameter(torch.randn(d, d) * 0.3)
+        self.norm = nn.LayerNorm(d)
+        self.ff = nn.Linear(d, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, t, d = x.shape
+        y = self.norm(x)
+        q = torch.einsum("btd,de->bte", y, self.wq).view(b, t, self.h, -1)  # W stored [in, out]
+        k = torch.einsum("btd,de->bte", y, self.wk).view(b, t, self.h, -1)
+        v = torch.einsum("btd,ed->bte", y, self.wv).view(b, t, self.h, -1)  # W stored [out, in]
+        s = torch.einsum("bqhd,bkhd->bhqk", q, k).softmax(-1)
+        o = torch.einsum("bhqk,bkhd->bqhd", s, v).reshape(b, t, d)
+        return self.ff(y + torch.einsum("bte,fe->btf", o, self.wo))
+
+
 def _image(c: int = 3, s: int = 8) -> Callable[[], torch.Tensor]:
     return lambda: torch.randn(2, c, s, s, generator=torch.Generator().manual_seed(1))
 
@@ -335,6 +357,7 @@ HANDWRITTEN: dict[str, tuple[Callable[[], nn.Module], Callable[[], Any]]] = {
     "vit": (TinyViT, _image()),
     "swin_like": (TinySwinLike, _image()),
     "unet": (TinyUNet, _image(2)),
+    "einsum_attention": (EinsumAttention, lambda: torch.randn(2, 5, 12, generator=torch.Generator().manual_seed(1))),
     "seq_model": (SeqModel, lambda: torch.randint(0, 20, (2, 7), generator=torch.Generator().manual_seed(1))),
 }
 

@@ -98,6 +98,21 @@ def test_inferred_edges_sit_beside_declared_and_are_replaced_as_a_whole(tmp_path
             zoo.add_lineage("x", "y", source="guessed")
         with pytest.raises(LineageError, match="confidence"):
             zoo.add_lineage("x", "y", source="inferred", confidence=1.5)
+        for bad in (float("nan"), "high", -0.1):
+            with pytest.raises(LineageError, match="confidence"):
+                zoo.add_lineage("x", "y", source="inferred", confidence=bad)  # type: ignore[arg-type]
         with pytest.raises(LineageError, match="confidences"):
             zoo.replace_inferred_lineage([("x", "y", "finetune", None)], [0.5, 0.5])
         assert len(zoo.lineage_edges()) == 2  # a refused write changes nothing
+
+
+def test_read_only_v2_zoo_is_read_as_v3_without_writing(v2_zoo: Path) -> None:
+    zoo = Zoo(v2_zoo, read_only=True)  # what Zoo.open builds for a catalogue this user cannot write
+    try:
+        zoo._init_schema()
+        assert {(e["child"], e["source"]) for e in zoo.lineage("lab/ft")} == {
+            ("lab/ft", "declared"), ("lab/ft-fp16", "declared"), ("lab/base", "declared")}
+        assert zoo.model("lab/base").metadata["seed"] == 0
+    finally:
+        zoo.close()
+    assert _schema(v2_zoo) == 2  # nothing was written

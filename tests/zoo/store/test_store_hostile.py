@@ -335,14 +335,25 @@ def test_export_sees_one_revision_while_another_process_replaces_it(tmp_path: Pa
         assert [t.name for t in zoo.tensors("m")] == ["other"]
 
 
-def test_read_only_catalogue_is_reported_as_such(zoo_dir: Path) -> None:
+def test_zoo_of_another_user_opens_read_only(zoo_dir: Path, tmp_path: Path, monkeypatch, capsys) -> None:
+    """A zoo this user may read but not write: reads work, writes say so. (Tests run as root, whom no
+    permission stops, so the access check is what is simulated; SQLite really opens with ``mode=ro``.)"""
     from weightzoo.errors import ZooReadOnlyError
 
+    real_access = os.access
+    monkeypatch.setattr(os, "access", lambda p, mode, **kw: False if mode == os.W_OK else real_access(p, mode, **kw))
+    before = _state(zoo_dir)
     with Zoo.open(zoo_dir) as zoo:
-        zoo.read_only = True  # what Zoo.open sets for a catalogue this user cannot write (root can write all)
-        assert zoo.tensor("existing", "w").shape == (10,)
-        with pytest.raises(ZooReadOnlyError, match="read-only for this user"):
-            zoo.set_metadata("existing", x=1)
+        assert zoo.read_only and zoo.tensor("existing", "w").shape == (10,)
+        for write in (lambda: zoo.set_metadata("existing", x=1), lambda: zoo.rm("existing"), zoo.gc,
+                      lambda: zoo.ingest({"x": torch.ones(1)}, name="n"), lambda: zoo.verify(repair=True)):
+            with pytest.raises(ZooReadOnlyError, match="read-only for this user"):
+                write()
+        assert zoo.verify().clean
+    rc, _, err = _cli(["rm", "existing", "--zoo", str(zoo_dir)], capsys)
+    _one_line_error(rc, err)
+    assert "read-only for this user" in err and "not a readable zoo catalogue" not in err
+    assert _state(zoo_dir) == before
 
 
 def test_checkpoint_errors_after_open_are_typed(tmp_path: Path) -> None:
@@ -372,3 +383,37 @@ def test_serve_hub_never_serves_damaged_bytes(tmp_path: Path) -> None:
         hf_hub_download("lab/m", "model.safetensors", endpoint=hub.url, cache_dir=tmp_path / "c")
     assert not isinstance(info.value, AssertionError)
     assert not list((tmp_path / "c").rglob("model.safetensors"))
+
+
+_FULL_DISK = r"""
+import os, resource, signal, sys, torch
+from weightzoo.zoo.store import Zoo
+from weightzoo.errors import WeightzooError
+z = sys.argv[1]
+with Zoo.open(z) as zoo:
+    for i in range(3):
+        zoo.ingest({"w": torch.randn(10)}, name=f"m{i}")
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a file-size limit then fails writes like a full disk
+with Zoo.open(z) as zoo:
+    biggest = max(os.path.getsize(os.path.join(z, f)) for f in os.listdir(z) if f.startswith("catalog"))
+    resource.setrlimit(resource.RLIMIT_FSIZE, (biggest + 1024, resource.RLIM_INFINITY))
+    for op in (lambda: zoo.add_lineage("m1", "m0", evidence={"x": "y" * 100000}), lambda: zoo.rm("m0"),
+               lambda: zoo.set_metadata("m2", notes="z" * 100000),
+               lambda: zoo.ingest({"v": torch.randn(100000)}, name="big")):
+        try:
+            op()
+            print("ok")
+        except WeightzooError as e:
+            print("typed", type(e).__name__)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
+    print("clean" if zoo.verify().clean else "CORRUPT")
+"""
+
+
+@pytest.mark.slow
+def test_full_disk_during_catalogue_writes_gives_storage_errors(tmp_path: Path) -> None:
+    out = subprocess.run([sys.executable, "-c", _FULL_DISK, str(tmp_path / "z")], capture_output=True, text=True,
+                         timeout=300, cwd="/")
+    lines = out.stdout.split()
+    assert out.returncode == 0 and "Traceback" not in out.stderr, out.stderr[-2000:]
+    assert lines[-1] == "clean" and "StorageError" in lines and "cannot rollback" not in out.stderr, out.stdout

@@ -108,25 +108,24 @@ def test_symmetry_groups_say_why() -> None:
     assert any("concatenation" in g.reason for g in derived)
 
 
-def test_graph_of_a_permuted_module_is_the_relabelled_graph() -> None:
-    for name in ("resnet", "densenet", "vit", "seq_model"):
-        m, x = _BUILT[name]
-        g1 = ParameterGraph.from_module(m, x)
-        new, _ = permute_hidden(m, torch.Generator().manual_seed(3), example_input=x, return_perms=True)
-        layout = layout_of(g1.spec)
-        perms = recorded_classes(layout).sample(torch.Generator().manual_seed(3))
-        new = _permuted(m, layout, perms)
-        g2 = ParameterGraph.from_spec(g1.spec, new.state_dict())
-        mp = node_permutation(layout, perms)
-        assert torch.equal(g2.node_values[mp], g1.node_values), name
-        ei = mp[g1.edge_index]
-        n = g1.num_nodes
-        k1 = ((ei[0] * n + ei[1]) * 32 + g1.edge_type).numpy()
-        k2 = ((g2.edge_index[0] * n + g2.edge_index[1]) * 32 + g2.edge_type).numpy()
-        a1, a2 = g1.edge_attr.numpy(), g2.edge_attr.numpy()
-        o1 = np.lexsort((*a1.T[::-1], k1))
-        o2 = np.lexsort((*a2.T[::-1], k2))
-        assert (k1[o1] == k2[o2]).all() and (a1[o1] == a2[o2]).all(), name
+@pytest.mark.parametrize("name", sorted(testbed.HANDWRITTEN))
+def test_graph_of_a_permuted_module_is_the_relabelled_graph(name: str) -> None:
+    m, x = _BUILT[name]
+    g1 = ParameterGraph.from_module(m, x)
+    layout = layout_of(g1.spec)
+    perms = recorded_classes(layout).sample(torch.Generator().manual_seed(3))
+    new = _permuted(m, layout, perms)
+    g2 = ParameterGraph.from_spec(g1.spec, new.state_dict())
+    mp = node_permutation(layout, perms)
+    assert torch.equal(g2.node_values[mp], g1.node_values), name
+    ei = mp[g1.edge_index]
+    n = g1.num_nodes
+    k1 = ((ei[0] * n + ei[1]) * 32 + g1.edge_type).numpy()
+    k2 = ((g2.edge_index[0] * n + g2.edge_index[1]) * 32 + g2.edge_type).numpy()
+    a1, a2 = g1.edge_attr.numpy(), g2.edge_attr.numpy()
+    o1 = np.lexsort((*a1.T[::-1], k1))
+    o2 = np.lexsort((*a2.T[::-1], k2))
+    assert (k1[o1] == k2[o2]).all() and (a1[o1] == a2[o2]).all(), name
 
 
 def test_state_dict_with_recorded_spec() -> None:
@@ -162,3 +161,28 @@ def test_transformers_families_permute_and_preserve(family: str) -> None:
     perms = _identity(layout)
     perms[outs[0].index] = torch.roll(torch.arange(outs[0].size), 1)
     assert not check_symmetry(m, _permuted(m, layout, perms), x).preserved  # negative control
+
+
+@pytest.mark.parametrize("name", ["resnet", "densenet", "convnext", "unet"])
+def test_align_recovers_a_permuted_copy(name: str) -> None:
+    from weightzoo.zoo.symmetry import align
+
+    m, x = _BUILT[name]
+    p = permute_hidden(m, torch.Generator().manual_seed(5), example_input=x)
+    assert any(not torch.equal(v, p.state_dict()[k]) for k, v in m.state_dict().items())
+    aligned, _ = align(m, p, example_input=x)
+    assert all(torch.equal(v, aligned.state_dict()[k]) for k, v in m.state_dict().items()), name
+    assert check_symmetry(m, aligned, x).preserved
+
+
+def test_sign_and_scale_refuse_recorded_modules() -> None:
+    from weightzoo.errors import UnsupportedLayerError
+    from weightzoo.zoo.symmetry import flip_signs, scale
+
+    m, x = _BUILT["mlp_class"]
+    spec = ParameterGraph.from_module(m, x).spec
+    for fn in (flip_signs, scale):
+        with pytest.raises(UnsupportedLayerError):
+            fn(m)
+        with pytest.raises(UnsupportedLayerError, match="permute_hidden and align"):
+            fn(m.state_dict(), spec=spec)

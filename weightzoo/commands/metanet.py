@@ -1,0 +1,124 @@
+"""``weightzoo metanet``: train metanetworks and baselines, predict from weights, compare runs."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+from weightzoo.errors import InvalidOptionError
+
+from ._common import add_json, add_zoo, print_json, require_zoo
+
+
+def _kv(items: list[str] | None, what: str) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for it in items or []:
+        if "=" not in it:
+            raise InvalidOptionError(f"{what} expects key=value, got {it!r}")
+        k, v = it.split("=", 1)
+        try:
+            out[k] = json.loads(v)
+        except json.JSONDecodeError:
+            out[k] = v
+    return out
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    from weightzoo.metanets.models import MODELS
+
+    p = sub.add_parser("metanet", help="metanetworks: predict properties of networks from their weights",
+                       description="Train graph metanetworks, NP/HNP models and baselines on a zoo, predict with "
+                       "them, and compare runs.")
+    msub = p.add_subparsers(dest="metanet_command", required=True)
+    t = msub.add_parser("train", help="train a model (one folder per seed)")
+    add_zoo(t)
+    t.add_argument("--dataset", default=None, help="dataset whose manifest gives the split (e.g. digits-cnn)")
+    t.add_argument("--filter", nargs="+", default=None, metavar="KEY=VALUE",
+                   help="select zoo models by metadata (without --dataset a seeded split by network is used)")
+    t.add_argument("--target", default="test_accuracy", help="metadata key to predict (default test_accuracy)")
+    t.add_argument("--model", required=True, choices=list(MODELS), help="model to train")
+    t.add_argument("--seeds", nargs="+", type=int, default=[0], help="seeds (default 0)")
+    t.add_argument("--out", required=True, metavar="DIR", help="run folder (seed-K/ per seed)")
+    t.add_argument("--epochs", type=int, default=60, help="maximum epochs (default 60)")
+    t.add_argument("--patience", type=int, default=15, help="early-stopping patience in epochs (default 15)")
+    t.add_argument("--batch-size", type=int, default=32)
+    t.add_argument("--lr", type=float, default=1e-3)
+    t.add_argument("--checkpoints", default="final", help="final (default), all (earlier epochs as extra "
+                   "training data) or an epoch number")
+    t.add_argument("--split-seed", type=int, default=0, help="seed of the by-network split without --dataset")
+    t.add_argument("--max-minutes", type=float, default=None, help="wall-clock budget per seed")
+    t.add_argument("--device", default="cpu", help="cpu (default) or cuda")
+    t.add_argument("--option", nargs="+", default=None, metavar="KEY=VALUE",
+                   help="model constructor options (hidden=32 layers=2 positional=false ...)")
+    t.add_argument("--no-progress", action="store_true")
+    add_json(t)
+    t.set_defaults(func=run_train)
+
+    pr = msub.add_parser("predict", help="predict with a trained run")
+    pr.add_argument("run", metavar="RUN", help="run folder (the seed with the best validation metric is used)")
+    pr.add_argument("models", nargs="+", metavar="MODEL",
+                    help="zoo names (with --zoo), checkpoint paths (with --arch or a config beside them), or pkg.module:Class")
+    add_zoo(pr)
+    pr.add_argument("--arch", default=None, metavar="SPEC", help="architecture spec / config.json for checkpoint paths")
+    pr.add_argument("--seed", type=int, default=None, help="use this seed instead of the best one")
+    add_json(pr)
+    pr.set_defaults(func=run_predict)
+
+    rp = msub.add_parser("report", help="compare runs: mean ± std over seeds, bootstrap Δ vs the best baseline")
+    rp.add_argument("runs", nargs="+", metavar="RUN")
+    rp.add_argument("--reference", default=None, help="run folder or model name to compare against")
+    add_json(rp)
+    rp.set_defaults(func=run_report)
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from weightzoo.metanets.train import TrainConfig, train
+
+    cfg = TrainConfig(model=args.model, target=args.target, dataset=args.dataset, filters=_kv(args.filter, "--filter"),
+                      checkpoints=int(args.checkpoints) if str(args.checkpoints).isdigit() else args.checkpoints,
+                      split_seed=args.split_seed, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+                      patience=args.patience, max_minutes=args.max_minutes, device=args.device,
+                      model_options=_kv(args.option, "--option"))
+    results = train(require_zoo(args), cfg, args.seeds, args.out, progress=not args.no_progress and not args.json)
+    if args.json:
+        print_json([{k: r[k] for k in ("model", "seed", "val", "test", "best_epoch", "epochs_run", "wall_seconds",
+                                       "cpu_seconds")} for r in results])
+    else:
+        key = "kendall_tau" if results[0]["data"]["task"] == "regression" else "accuracy"
+        for r in results:
+            print(f"{args.model} seed {r['seed']}: val {key} {r['val'].get(key)}, test {key} {r['test'].get(key)} "
+                  f"(CI {r['test'].get(key + '_ci95')}), {r['epochs_run']} epochs, {r['wall_seconds']:.0f} s")
+        print(f"saved to {args.out}")
+    return 0
+
+
+def run_predict(args: argparse.Namespace) -> int:
+    from weightzoo.metanets.train import TrainedMetanet, graphs_for
+
+    tm = TrainedMetanet.load(args.run, args.seed)
+    if not args.json:
+        print(f"using {tm.folder} ({tm.name}, target {tm.data['target']})")
+    graphs, records, targets = graphs_for(args.models, zoo=args.zoo, arch=args.arch,
+                                          max_kernel=tm.featurizer.state.get("max_kernel", (7, 7)), target=tm.data["target"])
+    preds = tm.predict(graphs, records)
+    rows = [{"model": m, "prediction": p, "target": t} for m, p, t in zip(args.models, preds, targets)]
+    if args.json:
+        print_json(rows)
+    else:
+        for r in rows:
+            print(f"{r['model']}: {r['prediction']}" + (f" (recorded {r['target']})" if r["target"] is not None else ""))
+    return 0
+
+
+def run_report(args: argparse.Namespace) -> int:
+    from weightzoo.metanets.report import compare, format_table
+
+    result = compare(args.runs, reference=args.reference)
+    if args.json:
+        print_json(result)
+    else:
+        print(format_table(result))
+        if result["reference"]:
+            print(f"\nreference: {result['reference']} (best weights-only baseline by validation metric)")
+    return 0
