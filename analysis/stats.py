@@ -281,7 +281,7 @@ class _ModelStatsTask:
 
 def stats_many(sources: Iterable[tuple[str, Any]], *, zoo: ZooLike | None = None, executor: Any = None,
                workers: int | None = 1, ray: bool | str | None = None, eps: float = NEAR_ZERO_EPS,
-               max_svd_flops: float = MAX_SVD_FLOPS) -> list[TensorStats]:
+               max_svd_flops: float = MAX_SVD_FLOPS, progress: bool = False) -> list[TensorStats]:
     """:func:`model_stats` of many models on workers (processes or Ray tasks), rows in input order.
 
     ``sources`` are ``(label, source)`` pairs: a zoo model name (with ``zoo``), a checkpoint path the
@@ -291,6 +291,7 @@ def stats_many(sources: Iterable[tuple[str, Any]], *, zoo: ZooLike | None = None
 
     Args:
         executor: an :class:`~weightzoo.zoo.store.executors.Executor`; default ``make_executor(workers, ray=ray)``.
+        progress: a tqdm bar over models (on a terminal).
     """
     from weightzoo.zoo.store import using_zoo
     from weightzoo.zoo.store.executors import make_executor
@@ -303,9 +304,14 @@ def stats_many(sources: Iterable[tuple[str, Any]], *, zoo: ZooLike | None = None
             with using_zoo(zoo) as z:
                 jobs = [(label, z.detach(src) if isinstance(src, str) and classify_ref(src, z) == "zoo" else src)
                         for label, src in jobs]
+        from tqdm import tqdm
+
         rows: list[TensorStats] = []
-        for part in ex.map(_ModelStatsTask(eps, max_svd_flops), jobs):
-            rows.extend(part)
+        with tqdm(total=len(jobs), unit="model", desc=f"stats ({ex.name})", disable=not progress or None,
+                  leave=False) as bar:
+            for part in ex.map(_ModelStatsTask(eps, max_svd_flops), jobs):
+                rows.extend(part)
+                bar.update(1)
         return rows
     finally:
         if executor is None:

@@ -69,9 +69,13 @@ def run(args: argparse.Namespace) -> int:
         h5 = None
         if need_filters:
             h5 = Path(args.out) if args.out and Path(args.out).suffix.lower() in (".h5", ".hdf5") else Path(tmpdir or ".") / "filters.h5"
+        from tqdm import tqdm
+
         from weightzoo.zoo.store.executors import make_executor
 
-        with make_executor(args.workers or 1, ray=ray_choice(args)) as ex:  # one model per task
+        with make_executor(args.workers or 1, ray=ray_choice(args)) as ex, \
+                tqdm(total=len(sources), unit="model", desc=f"filters ({ex.name})", leave=False,
+                     disable=True if args.json else None) as bar:  # one model per task
             scan = scan_filters(
                 [(label, src) for label, src in sources],
                 zoo=args.zoo,
@@ -80,6 +84,7 @@ def run(args: argparse.Namespace) -> int:
                 out=h5,
                 keep_filters=need_filters,
                 executor=ex,
+                progress=lambda _label: bar.update(1),
             )
         with scan.table as table:
             shift = None

@@ -48,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
     zoo_jobs = any(kind == "zoo" for kind, _ in refs)
     # one model per task, on processes or Ray (--workers, --ray); in-process by default
     rows: list[Any] = stats_many(jobs, zoo=args.zoo if zoo_jobs else None, workers=args.workers or 1,
-                                 ray=ray_choice(args), eps=args.eps)
+                                 ray=ray_choice(args), eps=args.eps, progress=not args.json)
     out = layer_stats(rows) if args.layers else [r.as_dict() for r in rows]
     if args.json:
         print_json(out)
