@@ -265,12 +265,56 @@ def mixup(a: Network, b: Network, lam: float, *, mode: MixMode = "aligned", spec
     return _rebuild(a, out)
 
 
-def augment_graph(graph: ParameterGraph, augmentation: Augmentation, generator: torch.Generator | None = None,
+def augment_graph(graph: ParameterGraph, augmentation: Augmentation | Compose, generator: torch.Generator | None = None,
                   ) -> ParameterGraph:
     """Apply an augmentation to a ParameterGraph (through its exact state-dict round trip, same layout)."""
     sd = augmentation(graph.to_state_dict(), generator, spec=graph.layout.spec)
     return ParameterGraph.from_spec(graph.layout.spec, sd)
 
 
-__all__ = ["Augmentation", "Compose", "Dropout", "GaussianNoise", "Permute", "PositiveScale", "SignFlip",
-           "SirenShift", "augment_graph", "mixup"]
+#: Names of :func:`parse_augmentations` (``name`` or ``name:value``) and what ``value`` sets.
+AUGMENTATIONS: dict[str, str] = {
+    "permute": "no value", "signflip": "no value", "scale": "high (α ∈ [1/high, high], default 2)",
+    "shift": "max periods (default 1)", "noise": "rel_std (default 0.1)", "dropout": "p (default 0.1)",
+}
+
+
+def parse_augmentations(text: str) -> Compose | None:
+    """A :class:`Compose` from ``"signflip,shift,noise:0.2"`` (``""``/``"none"``: ``None``).
+
+    Names and values: :data:`AUGMENTATIONS`. Unknown names raise
+    :class:`~weightzoo.errors.InvalidOptionError` listing the valid ones.
+    """
+    items = [t.strip() for t in str(text).replace("+", ",").split(",") if t.strip()]
+    if not items or items == ["none"]:
+        return None
+    out: list[Augmentation] = []
+    for item in items:
+        name, _, value = item.partition(":")
+        try:
+            v = float(value) if value else None
+        except ValueError:
+            raise InvalidOptionError(f"augmentation {item!r}: the value after ':' must be a number") from None
+        if name == "permute":
+            out.append(Permute())
+        elif name == "signflip":
+            out.append(SignFlip())
+        elif name == "scale":
+            high = v if v is not None else 2.0
+            if not high >= 1.0:
+                raise InvalidOptionError(f"augmentation {item!r}: high must be >= 1")
+            out.append(PositiveScale(low=1.0 / high, high=high))
+        elif name == "shift":
+            out.append(SirenShift(max_periods=int(v) if v is not None else 1))
+        elif name == "noise":
+            out.append(GaussianNoise(rel_std=v if v is not None else 0.1))
+        elif name == "dropout":
+            out.append(Dropout(p=v if v is not None else 0.1))
+        else:
+            raise InvalidOptionError(f"unknown augmentation {name!r}; valid: {', '.join(AUGMENTATIONS)} "
+                                     "(comma-separated, name:value to set a value)")
+    return Compose(out)
+
+
+__all__ = ["AUGMENTATIONS", "Augmentation", "Compose", "Dropout", "GaussianNoise", "Permute", "PositiveScale", "SignFlip",
+           "SirenShift", "augment_graph", "mixup", "parse_augmentations"]

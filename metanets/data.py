@@ -80,7 +80,9 @@ def _pick(models: list[Any], epochs: str | int) -> list[Any]:
         if finals:
             return finals[-1:]
         with_epoch = [m for m in models if isinstance(m.metadata.get("epoch"), int)]
-        return [max(with_epoch, key=lambda m: m.metadata["epoch"])] if with_epoch else models[-1:]
+        # no epochs at all: the group's models are separate networks of one item (the fits of one INR
+        # image), not checkpoints of one run, so every one of them counts
+        return [max(with_epoch, key=lambda m: m.metadata["epoch"])] if with_epoch else models
     return [m for m in models if m.metadata.get("epoch") == int(epochs)]
 
 
@@ -131,10 +133,54 @@ def load_records(zoo: Zoo, *, target: str, dataset: str | None = None, filters: 
     return out
 
 
-def task_of(records: Sequence[NetworkRecord]) -> tuple[str, list[Any]]:
-    """``("regression", [])`` for numeric targets, else ``("classification", sorted class labels)``."""
+def select_records(records: Sequence[NetworkRecord], *, fits: int | None = None, fraction: float = 1.0,
+                   seed: int = 0) -> list[NetworkRecord]:
+    """Fewer records, chosen by group so no split leaks: ``fits`` per group and a ``fraction`` of the groups.
+
+    For datasets with several networks per group (digits-inr: the fits of one image), ``fits=N`` keeps the
+    first N of each training group (by the ``fit`` metadata, else by name) and one of each validation and
+    test group (evaluation sees each image once, whatever N is). ``fraction`` keeps a seeded share of the
+    groups of every split (for runs sized to a CPU budget). Raises
+    :class:`~weightzoo.errors.DatasetError` if it empties a split.
+    """
+    if fits is not None and fits < 1:
+        raise DatasetError(f"fits must be >= 1, got {fits}")
+    if not 0.0 < fraction <= 1.0:
+        raise DatasetError(f"fraction must be in (0, 1], got {fraction}")
+    by_group: dict[str, list[NetworkRecord]] = {}
+    for r in records:
+        by_group.setdefault(r.network, []).append(r)
+    keep_groups = set(by_group)
+    if fraction < 1.0:
+        keep_groups = set()
+        for split in SPLITS:
+            groups = sorted(g for g, rs in by_group.items() if rs[0].split == split)
+            keep_groups |= {groups[i] for i in seeded_subset(range(len(groups)), fraction, seed)} if groups else set()
+    out: list[NetworkRecord] = []
+    for g, rs in by_group.items():
+        if g not in keep_groups:
+            continue
+        if fits is not None:
+            rs = sorted(rs, key=lambda r: (r.metadata.get("fit", 0) if isinstance(r.metadata.get("fit"), int) else 0,
+                                           r.name))
+            rs = rs[:fits] if rs[0].split == "train" else rs[:1]
+        out += rs
+    missing = [s for s in SPLITS if not any(r.split == s for r in out)]
+    if missing:
+        raise DatasetError(f"split(s) {missing} are empty after selecting fits={fits}, fraction={fraction}")
+    return out
+
+
+#: Target keys that name a class even when their values are integers (a digit's label is not a number).
+CLASS_TARGETS = frozenset({"label", "class", "category"})
+
+
+def task_of(records: Sequence[NetworkRecord], target: str = "") -> tuple[str, list[Any]]:
+    """``("regression", [])`` for numeric targets, else ``("classification", sorted class labels)``; integer
+    targets named in :data:`CLASS_TARGETS` (``label``) are classes."""
     vals = [r.target for r in records]
-    if all(isinstance(v, int | float) and not isinstance(v, bool) for v in vals):
+    numeric = all(isinstance(v, int | float) and not isinstance(v, bool) for v in vals)
+    if numeric and not (target in CLASS_TARGETS and all(isinstance(v, int) for v in vals)):
         return "regression", []
     return "classification", sorted({json.dumps(v, sort_keys=True) for v in vals})
 
@@ -188,6 +234,8 @@ class GraphCache:
 
 _VALUE_COLS = [NODE_FEATURE_COLUMNS.index(c) for c in NODE_VALUE_COLUMNS + ("act_param",)]
 _LAYER_COL = NODE_FEATURE_COLUMNS.index("layer")
+_BIAS_COL = NODE_FEATURE_COLUMNS.index("bias")
+_ACT_PARAM_COL = NODE_FEATURE_COLUMNS.index("act_param")
 
 
 class GraphNormalizer:
@@ -235,8 +283,16 @@ class GraphNormalizer:
         return cls(dict(state["edge"]), dict(state["node"]), dict(state["edge_type"]), dict(state["node_col"]))
 
     def __call__(self, d: Data) -> Data:
-        """A normalised copy of ``d`` (x value columns and edge_attr divided by their scales)."""
+        """A normalised copy of ``d`` (x value columns and edge_attr divided by their scales).
+
+        The raw values that running the network needs stay beside them: ``raw_weight`` ``[E]`` (each
+        edge's kernel-window centre, where Linear weights sit), ``raw_bias`` and ``raw_act_param`` ``[N]``
+        (read by :class:`~weightzoo.metanets.layers.probe_features.ProbeFeatures`).
+        """
         d = d.clone()
+        d.raw_weight = d.edge_attr[:, d.edge_attr.shape[1] // 2].clone()
+        d.raw_bias = d.x[:, _BIAS_COL].clone()
+        d.raw_act_param = d.x[:, _ACT_PARAM_COL].clone()
         edge_scale = torch.ones(d.edge_attr.shape[0], 1)
         for t in torch.unique(d.edge_type).tolist():
             sel = d.edge_type == t
@@ -272,7 +328,7 @@ class GraphDataset:
             raise ValueError("GraphDataset: one graph per record")
         self.records, self.graphs = list(records), list(graphs)
         self.target, self.dataset = target, dataset
-        self.task, self.classes = task or task_of(self.records)
+        self.task, self.classes = task or task_of(self.records, target)
         train = self.indices("train")
         if target_stats is None and self.task == "regression":
             ys = torch.tensor([float(self.records[i].target) for i in train], dtype=torch.float64)
@@ -285,10 +341,14 @@ class GraphDataset:
     @classmethod
     def from_zoo(cls, zoo: Zoo | str | os.PathLike[str], *, target: str, dataset: str | None = None,
                  filters: Mapping[str, Any] | None = None, epochs: str | int = "final", split_seed: int = 0,
-                 max_kernel: tuple[int, int] = (7, 7), cache: bool = True, progress: bool = False) -> GraphDataset:
-        """Records of ``dataset`` (or of ``filters``) with their graphs, built or read from the zoo's cache."""
+                 max_kernel: tuple[int, int] = (7, 7), cache: bool = True, progress: bool = False,
+                 fits: int | None = None, fraction: float = 1.0) -> GraphDataset:
+        """Records of ``dataset`` (or of ``filters``) with their graphs, built or read from the zoo's cache
+        (``fits``/``fraction``: see :func:`select_records`, seeded by ``split_seed``)."""
         z = zoo if isinstance(zoo, Zoo) else Zoo.open(zoo, create=False)
         records = load_records(z, target=target, dataset=dataset, filters=filters, epochs=epochs, split_seed=split_seed)
+        if fits is not None or fraction < 1.0:
+            records = select_records(records, fits=fits, fraction=fraction, seed=split_seed)
         gc = GraphCache(z, max_kernel=max_kernel, write=cache)
         it: Any = records
         if progress:
@@ -339,14 +399,19 @@ class GraphDataset:
             return torch.tensor([float(self.records[i].target) for i in idx], dtype=torch.float64)
         return torch.tensor([int(self.encode_target(self.records[i].target)) for i in idx])
 
-    def data(self, i: int) -> Data:
-        """Record ``i``'s normalised graph with ``y`` (encoded target) and ``idx``."""
+    def data(self, i: int, graph: ParameterGraph | None = None) -> Data:
+        """Record ``i``'s normalised graph with ``y`` (encoded target) and ``idx`` (cached). With ``graph``
+        (an augmented view of record ``i``), that graph instead (not cached)."""
+        if graph is not None:
+            return self._labelled(self.normalizer(graph.to_pyg()), i)
         d = self._data.get(i)
         if d is None:
-            d = self.normalizer(self.raw(i))
-            d.y = torch.tensor([self.encode_target(self.records[i].target)], dtype=torch.float32)
-            d.idx = torch.tensor([i])
-            self._data[i] = d
+            d = self._data[i] = self._labelled(self.normalizer(self.raw(i)), i)
+        return d
+
+    def _labelled(self, d: Data, i: int) -> Data:
+        d.y = torch.tensor([self.encode_target(self.records[i].target)], dtype=torch.float32)
+        d.idx = torch.tensor([i])
         return d
 
     def loader(self, idx: Sequence[int], *, batch_size: int = 32, shuffle: bool = False,
@@ -377,5 +442,5 @@ def seeded_subset(idx: Sequence[int], fraction: float, seed: int) -> list[int]:
     return sorted(idx[j] for j in torch.randperm(len(idx), generator=g)[:keep].tolist())
 
 
-__all__ = ["CACHE_DIR", "GraphCache", "GraphDataset", "GraphNormalizer", "NetworkRecord", "SPLITS",
-           "hyperparameters", "load_records", "seeded_subset", "task_of"]
+__all__ = ["CACHE_DIR", "CLASS_TARGETS", "GraphCache", "GraphDataset", "GraphNormalizer", "NetworkRecord", "SPLITS",
+           "hyperparameters", "load_records", "seeded_subset", "select_records", "task_of"]

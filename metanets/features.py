@@ -10,6 +10,9 @@ r"""Inputs of the non-graph metanetworks and baselines, computed from the same r
 * ``probe`` — the network's softmax outputs on fixed inputs (16 digits training images for 1×8×8 inputs,
   else seeded standard-normal inputs of the spec's ``input_shape``): a *probing* model, reported apart from
   weights-only ones.
+* ``render`` — an implicit neural representation (input shape ``[2]``) rendered on the ``grid`` × ``grid``
+  pixel-centre grid of :math:`[-1, 1]^2` (8 × 8 by default, the digits' own resolution): the pixels it
+  depicts. The *pixel oracle* of INR classification (it reads the image, not the weights).
 * ``weightspace`` — per layer the weight tensor ``[out, in, k...]`` and the bias ``[out]`` of a plain chain
   MLP/CNN (the NP/HNP and ``nfn`` input); other architectures raise
   :class:`~weightzoo.errors.UnsupportedLayerError` naming the module.
@@ -31,7 +34,8 @@ from weightzoo.zoo.graphs import NodeType, ParameterGraph
 
 from .data import NetworkRecord, hyperparameters
 
-VECTOR_KINDS = ("stats", "flat", "hparams", "probe")
+VECTOR_KINDS = ("stats", "flat", "hparams", "probe", "render")
+RENDER_GRID = 8
 QUANTILES = (0.0, 0.25, 0.5, 0.75, 1.0)
 PROBE_IMAGES = 16
 
@@ -134,6 +138,22 @@ def probe_features(graph: ParameterGraph, width: int) -> torch.Tensor:
     return v
 
 
+def render_features(graph: ParameterGraph, grid: int = RENDER_GRID) -> torch.Tensor:
+    """The network's outputs on the ``grid²`` pixel centres of :math:`[-1, 1]^2` (row-major, (y, x) as the
+    digits-inr builder fits them), flattened over pixels and output channels."""
+    from weightzoo.datasets.inr import grid_coordinates
+    from weightzoo.zoo.arch import build_module
+
+    if list(graph.spec.get("input_shape") or []) != [2]:
+        raise UnsupportedLayerError("<root>", "network", f"rendering needs an INR with input_shape [2], got "
+                                    f"{graph.spec.get('input_shape')}")
+    m = build_module(graph.spec)
+    m.load_state_dict(graph.to_state_dict(), strict=True)
+    m.eval()
+    with torch.no_grad():
+        return m(grid_coordinates(grid)).float().reshape(-1)
+
+
 class VectorScaler:
     """Column mean/std of training features (NaN kept: gradient-boosted trees handle them, MLPs see 0)."""
 
@@ -228,6 +248,8 @@ class Featurizer:
                 state["length"] = max(ds.graphs[i].num_parameters for i in train)
             elif kind == "probe":
                 state["width"] = max(PROBE_IMAGES * _out_features(ds.graphs[i]) for i in train)
+            elif kind == "render":
+                state["grid"] = RENDER_GRID
             elif kind == "hparams":
                 keys, cats = hparam_schema([ds.records[i] for i in train], ds.target)
                 state["keys"], state["categories"], state["target"] = keys, cats, ds.target
@@ -246,6 +268,8 @@ class Featurizer:
             return flat_vector(parameters_in_layout_order(graph), self.state["length"])
         if self.kind == "probe":
             return probe_features(graph, self.state["width"])
+        if self.kind == "render":
+            return render_features(graph, int(self.state["grid"]))
         if record is None:
             raise UnsupportedLayerError("<root>", "checkpoint", "the hparams model needs the catalogue's training "
                                         "settings: predict on zoo models that record them")
@@ -278,4 +302,4 @@ def _out_features(graph: ParameterGraph) -> int:
 
 
 __all__ = ["Featurizer", "PROBE_IMAGES", "parameters_in_layout_order", "QUANTILES", "VECTOR_KINDS", "VectorScaler", "chain_shapes", "flat_vector", "flat_views",
-           "hparam_schema", "hparam_vector", "probe_features", "probe_inputs", "stats_features", "weightspace"]
+           "hparam_schema", "hparam_vector", "probe_features", "probe_inputs", "RENDER_GRID", "render_features", "stats_features", "weightspace"]

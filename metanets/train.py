@@ -39,8 +39,9 @@ from torch import nn
 from weightzoo.errors import InvalidOptionError
 from weightzoo.zoo.formats.durable import atomic_path, write_json_atomic
 
+from .augment import augment_graph, mixup, parse_augmentations
 from .data import GraphDataset
-from .features import Featurizer
+from .features import VECTOR_KINDS, Featurizer
 from .metrics import classification_metrics, regression_metrics, score_for_selection
 from .models import model_class
 
@@ -72,6 +73,14 @@ class TrainConfig:
         views: permutation-augmented views per training network for the flat MLP (default 8).
         max_kernel: kernel window of the graphs (default 7×7).
         model_options: constructor options of the model (merged over :data:`MODEL_DEFAULTS`).
+        augment: weight-space augmentations of every training network, drawn afresh each epoch from the
+            seed (``"signflip,shift,noise:0.1"``; names in :data:`~weightzoo.metanets.augment.AUGMENTATIONS`;
+            graph and weight-space models).
+        mixup: weight-space MixUp of training networks, ``plain``, ``permuted`` or ``aligned`` (each
+            training network aligned once to the first one by weight matching; two aligned networks mixed),
+            targets mixed with the same λ ~ U(0, 1); ``mixup_p`` is the share of mixed samples (0.5).
+        fits, fraction: fits per training group (one per validation/test group) and a seeded share of the
+            groups (:func:`~weightzoo.metanets.data.select_records`; default all).
     """
 
     model: str
@@ -91,9 +100,26 @@ class TrainConfig:
     views: int = 8
     max_kernel: tuple[int, int] = (7, 7)
     model_options: dict[str, Any] = field(default_factory=dict)
+    augment: str = ""
+    mixup: str = ""
+    mixup_p: float = 0.5
+    fits: int | None = None
+    fraction: float = 1.0
 
     def __post_init__(self) -> None:
+        from .augment import parse_augmentations
+
         model_class(self.model)  # unknown names raise with the valid choices
+        parse_augmentations(self.augment)
+        if (self.augment and self.augment != "none") or self.mixup:
+            if model_class(self.model).input_kind not in ("graph", "weightspace"):
+                raise InvalidOptionError(f"TrainConfig: augment/mixup need a graph or weight-space model, not {self.model!r}"
+                                         " (the flat mlp has its permutation views)")
+        if self.mixup not in ("", "plain", "permuted", "aligned") or not 0.0 <= self.mixup_p <= 1.0:
+            raise InvalidOptionError(f"TrainConfig: mixup must be plain, permuted or aligned and 0 <= mixup_p <= 1, got "
+                                     f"{self.mixup!r}, {self.mixup_p}")
+        if (self.fits is not None and self.fits < 1) or not 0.0 < self.fraction <= 1.0:
+            raise InvalidOptionError(f"TrainConfig: fits >= 1 and 0 < fraction <= 1, got {self.fits}, {self.fraction}")
         if self.epochs < 0 or self.batch_size < 1 or self.patience < 1 or self.views < 1:
             raise InvalidOptionError("TrainConfig: epochs >= 0, batch_size, patience and views >= 1 are required")
         if self.device not in ("cpu", "cuda") and not self.device.startswith("cuda:"):
@@ -109,9 +135,11 @@ class _Inputs:
     """The encoded inputs of every record for one model kind (computed once, shared by the seeds)."""
 
     def __init__(self, ds: GraphDataset, featurizer: Featurizer, cfg: TrainConfig) -> None:
-        self.ds, self.f, self.kind = ds, featurizer, featurizer.kind
+        self.ds, self.f, self.kind, self.cfg = ds, featurizer, featurizer.kind, cfg
         self.views: torch.Tensor | None = None
-        if self.kind in ("stats", "hparams", "probe", "flat"):
+        self.augment = parse_augmentations(cfg.augment)
+        self._aligned_cache: dict[int, dict[str, torch.Tensor]] = {}
+        if self.kind in VECTOR_KINDS:
             self.x = featurizer.encode(ds.graphs, ds.records)
             if self.kind == "flat" and cfg.views > 1:
                 from .features import flat_views
@@ -122,6 +150,64 @@ class _Inputs:
                 self.view_row = {i: k for k, i in enumerate(train)}
         elif self.kind == "weightspace":
             self.ws = [featurizer.weightspace(g) for g in ds.graphs]
+
+    def train_batch(self, idx: Sequence[int], generator: torch.Generator) -> tuple[Any, tuple[list[int], torch.Tensor] | None]:
+        """A training batch: augmented and mixed views where the config asks (drawn from ``generator``),
+        and ``(partners, λ)`` of MixUp (``None`` without it)."""
+        if self.augment is None and not self.cfg.mixup:
+            return self.batch(idx, generator), None
+        train = self.ds.indices("train")
+        graphs = []
+        partners: list[int] = []
+        lams: list[float] = []
+        for i in idx:
+            g = self.ds.graphs[i]
+            j, lam = i, 1.0
+            if self.cfg.mixup and float(torch.rand((), generator=generator)) < self.cfg.mixup_p:
+                j = train[int(torch.randint(len(train), (), generator=generator))]
+                lam = float(torch.rand((), generator=generator))
+                g = self._mix(i, j, lam, generator)
+            if self.augment is not None:
+                g = augment_graph(g, self.augment, generator)
+            graphs.append(g)
+            partners.append(j)
+            lams.append(lam)
+        if self.kind == "graph":
+            from torch_geometric.data import Batch
+
+            xb: Any = Batch.from_data_list([self.ds.data(i) if g is self.ds.graphs[i] else self.ds.data(i, g)
+                                            for i, g in zip(idx, graphs)])
+        else:
+            ws, bs = zip(*[self.f.weightspace(g) for g in graphs])
+            xb = ([torch.stack(t) for t in zip(*ws)], [torch.stack(t) for t in zip(*bs)])
+        return xb, ((partners, torch.tensor(lams)) if self.cfg.mixup else None)
+
+    def _mix(self, i: int, j: int, lam: float, generator: torch.Generator) -> Any:
+        from weightzoo.zoo.graphs import ParameterGraph
+
+        a, b = self.ds.graphs[i], self.ds.graphs[j]
+        if a.spec != b.spec:  # MixUp needs one architecture; mixed zoos mix within an architecture only
+            return a
+        spec = a.layout.spec
+        if self.cfg.mixup == "aligned":
+            sd_a, sd_b = self._aligned(i), self._aligned(j)
+            sd = mixup(sd_a, sd_b, lam, mode="plain", spec=spec)
+        else:
+            sd = mixup(a.to_state_dict(), b.to_state_dict(), lam, mode=self.cfg.mixup, spec=spec, generator=generator)  # type: ignore[arg-type]
+        return ParameterGraph.from_spec(spec, sd, max_kernel=a.max_kernel)
+
+    def _aligned(self, i: int) -> dict[str, torch.Tensor]:
+        """Training network ``i`` aligned (weight matching) to the anchor, the first training network of its
+        architecture; computed once per network (~40 ms for a SIREN)."""
+        from weightzoo.zoo.symmetry import align
+
+        if i not in self._aligned_cache:
+            g = self.ds.graphs[i]
+            anchor = next(k for k in self.ds.indices("train") if self.ds.graphs[k].spec == g.spec)
+            sd = g.to_state_dict()
+            self._aligned_cache[i] = sd if anchor == i else dict(align(self.ds.graphs[anchor].to_state_dict(), sd,
+                                                                         g.layout.spec)[0])
+        return self._aligned_cache[i]
 
     def batch(self, idx: Sequence[int], generator: torch.Generator | None = None) -> Any:
         if self.kind == "graph":
@@ -168,6 +254,10 @@ def build_model(cfg: TrainConfig, ds: GraphDataset, featurizer: Featurizer, seed
         opts.setdefault("avg_log_degree", average_log_degree([ds.graphs[i].edge_index for i in train],
                                                              [ds.graphs[i].num_nodes for i in train]))
         opts["window"] = cfg.max_kernel[0] * cfg.max_kernel[1]
+        if opts.get("probes"):
+            from weightzoo.zoo.graphs import NodeType
+
+            opts.setdefault("probe_dim", max(int((ds.graphs[i].node_type == int(NodeType.INPUT)).sum()) for i in train))
     elif kind == "weightspace":
         opts["weight_shapes"] = featurizer.state["weight_shapes"]
     else:
@@ -262,10 +352,20 @@ def train_seed(ds: GraphDataset, cfg: TrainConfig, seed: int, out: str | os.Path
             total = 0.0
             for s in range(0, len(order), cfg.batch_size):
                 idx = order[s:s + cfg.batch_size]
-                xb = _to(inputs.batch(idx, g), cfg.device)
+                xb, mix = inputs.train_batch(idx, g)
+                xb = _to(xb, cfg.device)
                 yb = inputs.targets(idx).to(cfg.device)
                 pred = model(xb)
-                loss = loss_fn(pred.reshape(-1), yb) if ds.task == "regression" else loss_fn(pred, yb.long())
+                if mix is None:
+                    loss = loss_fn(pred.reshape(-1), yb) if ds.task == "regression" else loss_fn(pred, yb.long())
+                else:  # MixUp: the loss of the mixed target (regression) or the λ-mix of both losses
+                    yp, lam = inputs.targets(mix[0]).to(cfg.device), mix[1].to(cfg.device)
+                    if ds.task == "regression":
+                        loss = loss_fn(pred.reshape(-1), lam * yb + (1 - lam) * yp)
+                    else:
+                        ce = nn.functional.cross_entropy
+                        loss = (lam * ce(pred, yb.long(), reduction="none")
+                                + (1 - lam) * ce(pred, yp.long(), reduction="none")).mean()
                 opt.zero_grad()
                 loss.backward()
                 nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
@@ -339,7 +439,8 @@ def train(zoo: Any, config: TrainConfig, seeds: Sequence[int], out: str | os.Pat
         raise InvalidOptionError("train: give at least one seed")
     ds = dataset or GraphDataset.from_zoo(zoo, target=config.target, dataset=config.dataset,
                                           filters=config.filters or None, epochs=config.checkpoints,
-                                          split_seed=config.split_seed, max_kernel=config.max_kernel, progress=progress)
+                                          split_seed=config.split_seed, max_kernel=config.max_kernel, progress=progress,
+                                          fits=config.fits, fraction=config.fraction)
     root = Path(out)
     root.mkdir(parents=True, exist_ok=True)
     write_json_atomic(root / "run.json", _jsonable({"config": asdict(config), "seeds": list(seeds),

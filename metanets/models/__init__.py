@@ -3,7 +3,8 @@
 ``MODELS`` maps a name to ``(module, class)``; :func:`model_class` resolves it lazily (so listing the
 choices imports no model code). Every class is an ``nn.Module`` with ``PyTorchModelHubMixin`` (safetensors +
 JSON config, ``save_pretrained``/``from_pretrained``) and an ``input_kind`` class attribute saying which
-input the training harness feeds it (``graph``, ``stats``, ``flat``, ``hparams``, ``probe``, ``weightspace``).
+input the training harness feeds it (``graph``, ``stats``, ``flat``, ``hparams``, ``probe``, ``render``,
+``weightspace``). ``inr_only = True`` marks models that need an implicit neural representation (``pixels``).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ MODELS: dict[str, tuple[str, str]] = {
     "hparams": ("baselines", "HParamsTrees"),
     "mlp": ("baselines", "FlatMLP"),
     "probe": ("baselines", "ProbeMLP"),
+    "pixels": ("baselines", "PixelMLP"),
 }
 
 #: Models that read weights only (the others read training settings or run the network).

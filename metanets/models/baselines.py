@@ -8,6 +8,7 @@ r"""Baselines every metanetwork result is shown beside (same harness, same split
   harness feeds a seeded hidden-permutation view of each network per epoch).
 * :class:`ProbeMLP` — the network's outputs on fixed inputs → MLP (probing; reported apart from
   weights-only models).
+* :class:`PixelMLP` — an INR rendered on the 8 × 8 pixel grid → MLP (the pixel oracle of INR tasks).
 
 Gradient-boosted trees are not pickled: the model stores its training features and targets (safetensors)
 and refits, deterministically from its seed, when loaded (scikit-learn's ``HistGradientBoosting*``, ~1 s).
@@ -144,4 +145,12 @@ class ProbeMLP(_VectorMLP):
     input_kind = "probe"
 
 
-__all__ = ["FlatMLP", "HParamsTrees", "ProbeMLP", "StatNNMLP", "StatNNTrees"]
+class PixelMLP(_VectorMLP):
+    """The pixel oracle of INR classification: the INR rendered on the 8 × 8 grid → MLP (it reads the
+    image the weights encode, so it is the ceiling of weights-only INR models, not a peer)."""
+
+    input_kind = "render"
+    inr_only = True
+
+
+__all__ = ["FlatMLP", "HParamsTrees", "PixelMLP", "ProbeMLP", "StatNNMLP", "StatNNTrees"]

@@ -49,6 +49,8 @@ def _trained_cnn(seed: int) -> torch.nn.Module:
 def _model(name: str, ds: GraphDataset):  # type: ignore[no-untyped-def]
     if name.startswith("nfn"):
         pytest.importorskip("nfn")
+    if getattr(model_class(name), "inr_only", False):
+        pytest.skip("needs an INR (tests/metanets/test_inr.py covers it)")
     cfg = TrainConfig(model=name, target="score", filters={"dataset": "syn"},
                       model_options={"hidden": 16, "layers": 2} if name in ("gmn", "np", "hnp") else {})
     kind = model_class(name).input_kind

@@ -8,7 +8,7 @@ import pytest
 
 from weightzoo.errors import InvalidOptionError
 from weightzoo.metanets.data import GraphDataset
-from weightzoo.metanets.models import MODELS
+from weightzoo.metanets.models import MODELS, model_class
 from weightzoo.metanets.train import TrainConfig, TrainedMetanet, best_seed, train
 
 
@@ -21,6 +21,8 @@ def ds(syn_zoo):  # type: ignore[no-untyped-def]
 def test_every_model_trains_saves_and_predicts(name, ds, syn_zoo, tmp_path) -> None:  # type: ignore[no-untyped-def]
     if name.startswith("nfn"):
         pytest.importorskip("nfn")
+    if getattr(model_class(name), "inr_only", False):
+        pytest.skip("needs an INR (tests/metanets/test_inr.py covers it)")
     cfg = TrainConfig(model=name, target="score", filters={"dataset": "syn"}, epochs=2, batch_size=8,
                       model_options={"hidden": 16, "layers": 2} if name in ("gmn", "np", "hnp") else {})
     [m] = train(syn_zoo, cfg, [0], tmp_path / name, dataset=ds)

@@ -24,6 +24,10 @@ def _kv(items: list[str] | None, what: str) -> dict[str, Any]:
     return out
 
 
+#: ``--option`` keys that configure training, not the model's constructor (see ``TrainConfig``).
+TRAIN_OPTIONS = ("augment", "mixup", "mixup_p", "fits", "fraction", "views")
+
+
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     from weightzoo.metanets.models import MODELS
 
@@ -50,7 +54,10 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     t.add_argument("--max-minutes", type=float, default=None, help="wall-clock budget per seed")
     t.add_argument("--device", default="cpu", help="cpu (default) or cuda")
     t.add_argument("--option", nargs="+", default=None, metavar="KEY=VALUE",
-                   help="model constructor options (hidden=32 layers=2 positional=false ...)")
+                   help="model constructor options (hidden=32 layers=2 positional=false sign_invariant=true probes=16 "
+                   "...) and training options: augment=signflip,shift,noise:0.1 (per epoch, training networks "
+                   "only), mixup=plain|permuted|aligned, mixup_p=0.5, fits=N (per training group, e.g. INR fits "
+                   "per image), fraction=F (seeded share of the groups), views=N (flat mlp)")
     t.add_argument("--no-progress", action="store_true")
     add_json(t)
     t.set_defaults(func=run_train)
@@ -75,11 +82,15 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 def run_train(args: argparse.Namespace) -> int:
     from weightzoo.metanets.train import TrainConfig, train
 
+    options = _kv(args.option, "--option")
+    training = {k: options.pop(k) for k in TRAIN_OPTIONS if k in options}
+    if "augment" in training or "mixup" in training:
+        training = {**training, "augment": str(training.get("augment", "")), "mixup": str(training.get("mixup", ""))}
     cfg = TrainConfig(model=args.model, target=args.target, dataset=args.dataset, filters=_kv(args.filter, "--filter"),
                       checkpoints=int(args.checkpoints) if str(args.checkpoints).isdigit() else args.checkpoints,
                       split_seed=args.split_seed, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                       patience=args.patience, max_minutes=args.max_minutes, device=args.device,
-                      model_options=_kv(args.option, "--option"))
+                      model_options=options, **training)
     results = train(require_zoo(args), cfg, args.seeds, args.out, progress=not args.no_progress and not args.json)
     if args.json:
         print_json([{k: r[k] for k in ("model", "seed", "val", "test", "best_epoch", "epochs_run", "wall_seconds",
