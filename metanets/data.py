@@ -140,8 +140,9 @@ def select_records(records: Sequence[NetworkRecord], *, fits: int | None = None,
     For datasets with several networks per group (digits-inr: the fits of one image), ``fits=N`` keeps the
     first N of each training group (by the ``fit`` metadata, else by name) and one of each validation and
     test group (evaluation sees each image once, whatever N is). ``fraction`` keeps a seeded share of the
-    groups of every split (for runs sized to a CPU budget). Raises
-    :class:`~weightzoo.errors.DatasetError` if it empties a split.
+    *training* groups (runs sized to a CPU budget; validation and test stay whole, so results of different
+    fractions are measured on the same networks). Raises :class:`~weightzoo.errors.DatasetError` if it
+    empties a split.
     """
     if fits is not None and fits < 1:
         raise DatasetError(f"fits must be >= 1, got {fits}")
@@ -152,10 +153,9 @@ def select_records(records: Sequence[NetworkRecord], *, fits: int | None = None,
         by_group.setdefault(r.network, []).append(r)
     keep_groups = set(by_group)
     if fraction < 1.0:
-        keep_groups = set()
-        for split in SPLITS:
-            groups = sorted(g for g, rs in by_group.items() if rs[0].split == split)
-            keep_groups |= {groups[i] for i in seeded_subset(range(len(groups)), fraction, seed)} if groups else set()
+        train = sorted(g for g, rs in by_group.items() if rs[0].split == "train")
+        keep_groups = {g for g, rs in by_group.items() if rs[0].split != "train"}
+        keep_groups |= {train[i] for i in seeded_subset(range(len(train)), fraction, seed)} if train else set()
     out: list[NetworkRecord] = []
     for g, rs in by_group.items():
         if g not in keep_groups:

@@ -66,6 +66,9 @@ def test_fraction_keeps_whole_groups_and_refuses_to_empty_a_split(inr_zoo: Path)
     ds = GraphDataset.from_zoo(inr_zoo, target="label", dataset="digits-inr", fits=3, fraction=0.5)
     train_images = [ds.records[i].metadata["image"] for i in ds.indices("train")]
     assert all(train_images.count(im) == 3 for im in train_images) and len(set(train_images)) == 9
+    full = GraphDataset.from_zoo(inr_zoo, target="label", dataset="digits-inr", fits=3)
+    for split in ("val", "test"):  # evaluation splits stay whole
+        assert [ds.records[i].name for i in ds.indices(split)] == [full.records[i].name for i in full.indices(split)]
     with pytest.raises(DatasetError, match="fraction"):
         GraphDataset.from_zoo(inr_zoo, target="label", dataset="digits-inr", fraction=0.0)
 
