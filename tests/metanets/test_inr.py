@@ -152,6 +152,13 @@ def test_augmentations_touch_training_batches_only_and_are_seeded(inr_ds: GraphD
     assert torch.equal(plain.edge_attr, inputs.batch(idx).edge_attr)
 
 
+def test_weight_space_models_train_on_augmented_networks(inr_zoo: Path, inr_ds: GraphDataset, tmp_path: Path) -> None:
+    cfg = TrainConfig(model="np", target="label", dataset="digits-inr", epochs=1, batch_size=8, fits=2,
+                      augment="permute,signflip,shift", mixup="aligned", model_options={"hidden": 4, "layers": 1})
+    [m] = train(inr_zoo, cfg, [0], tmp_path / "np", dataset=inr_ds)
+    assert m["epochs_run"] == 1 and 0.0 <= m["test"]["accuracy"] <= 1.0
+
+
 def test_render_features_are_the_image_and_need_an_inr() -> None:
     from weightzoo.datasets.inr import grid_coordinates
 
