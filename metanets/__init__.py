@@ -16,6 +16,8 @@ _EXPORTS = {name: f"weightzoo.metanets.{module}" for name, module in {
     "Featurizer": "features", "TrainConfig": "train", "TrainedMetanet": "train",
     "graphs_for": "train", "compare": "report", "format_table": "report", "kendall_tau": "metrics",
     "MODELS": "models", "model_class": "models", "GraphMetanetwork": "models.gmn",
+    "select_records": "data", "parse_augmentations": "augment", "mixup": "augment", "augment_graph": "augment",
+    "ProbeFeatures": "layers.probe_features", "SignInvariantValues": "layers.sign_invariant",
 }.items()}
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 
