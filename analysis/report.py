@@ -9,8 +9,9 @@ a ``data:`` URI, styles are inline, nothing is fetched from the network. Section
 * **Filter statistics** — CNN Filter DB metrics of every 3×3 conv layer against depth, and the PCA
   basis of the filters.
 * **Task vectors** — cosine similarity of the task vectors of fine-tunes (child − recorded parent).
-* **Learned results** — every run folder given (``runs/NAME`` with ``seed-K/`` subfolders, or one
-  seed folder): the metrics JSON files it holds, mean ± std over seeds, beside each other.
+* **Learned results** — every run folder given, in the layouts the trainers write: ``runs/NAME/seed-K/``
+  (metanetworks, GHNs), ``runs/NAME/seed<K>/<kind>/`` (nowcasters: one model per kind and seed), or a
+  single folder: the metrics JSON files it holds, mean ± std over seeds, beside each other.
 
 A section without data says so in one sentence. The figures use matplotlib's ``Agg`` back end.
 """
@@ -23,6 +24,7 @@ import io
 import json
 import math
 import os
+import re
 import tempfile
 import time
 from collections import Counter
@@ -308,33 +310,63 @@ def _metrics_file(folder: Path) -> Path | None:
     return None
 
 
+_SEED_FOLDER = re.compile(r"^seed-?(\d+)$")
+
+
+def _read_metrics(mf: Path, errors: list[str]) -> Mapping[str, Any] | None:
+    try:
+        data = json.loads(mf.read_text())
+    except (OSError, ValueError) as e:
+        errors.append(f"{mf}: {e}")
+        return None
+    if not isinstance(data, Mapping):
+        errors.append(f"{mf}: not a JSON object")
+        return None
+    return data
+
+
+def _seed_folders(folder: Path) -> list[Path]:
+    """``seed-K`` (metanetworks, GHNs) or ``seedK`` (nowcasters) subfolders, by seed number."""
+    found = [(int(m.group(1)), p) for p in folder.iterdir() if p.is_dir() and (m := _SEED_FOLDER.match(p.name))]
+    return [p for _, p in sorted(found, key=lambda t: (t[0], t[1].name))]
+
+
 def read_run(path: str | os.PathLike[str]) -> dict[str, Any]:
     """A run folder's metrics: ``{"name", "seeds": {seed: metrics}, "info": {...}}``.
 
-    ``runs/NAME/seed-K/metrics.json`` (several seeds) or ``runs/NAME/metrics.json`` (one). Unreadable or
+    Layouts: ``runs/NAME/seed-K/metrics.json`` or ``runs/NAME/seedK/metrics.json`` (several seeds);
+    ``runs/NAME/seedK/KIND/metrics.json`` (one model per kind and seed, as ``weightzoo nowcast train``
+    writes: the metrics are prefixed ``KIND.``); or ``runs/NAME/metrics.json`` (one). Unreadable or
     non-JSON files are reported in ``"errors"`` rather than raised, so one bad run does not hide the rest.
     """
     folder = Path(path)
     seeds: dict[str, dict[str, float]] = {}
     info: dict[str, Any] = {}
     errors: list[str] = []
-    folders = sorted(p for p in folder.glob("seed-*") if p.is_dir()) if folder.is_dir() else []
+    kinds: list[str] = []
+    folders = _seed_folders(folder) if folder.is_dir() else []
     for f in folders or ([folder] if folder.is_dir() else []):
         mf = _metrics_file(f)
-        if mf is None:
-            continue
-        try:
-            data = json.loads(mf.read_text())
-        except (OSError, ValueError) as e:
-            errors.append(f"{mf}: {e}")
-            continue
-        if not isinstance(data, Mapping):
-            errors.append(f"{mf}: not a JSON object")
-            continue
-        for key in ("model", "kind", "task", "dataset", "target", "split"):
-            if isinstance(data.get(key), str):
-                info.setdefault(key, data[key])
-        seeds[f.name if f is not folder else "-"] = _numeric_leaves(data)
+        if mf is not None:
+            files = [(mf, "")]
+        else:  # one subfolder per model kind (nowcasters): seedK/graph/metrics.json, seedK/linear/metrics.json
+            files = [(m, f"{sub.name}.") for sub in sorted(p for p in f.iterdir() if p.is_dir())
+                     if (m := _metrics_file(sub)) is not None]
+        metrics: dict[str, float] = {}
+        for file, prefix in files:
+            data = _read_metrics(file, errors)
+            if data is None:
+                continue
+            if prefix and prefix[:-1] not in kinds:
+                kinds.append(prefix[:-1])
+            for key in ("model", "kind", "task", "dataset", "target", "split"):
+                if isinstance(data.get(key), str) and not prefix:
+                    info.setdefault(key, data[key])
+            metrics.update(_numeric_leaves(data, prefix))
+        if metrics:
+            seeds[f.name if f is not folder else "-"] = metrics
+    if kinds:
+        info.setdefault("kinds", ", ".join(kinds))
     return {"name": folder.name, "path": str(folder), "seeds": seeds, "info": info, "errors": errors}
 
 

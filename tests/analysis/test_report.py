@@ -104,6 +104,31 @@ def test_read_run_averages_seed_folders(tmp_path: Path) -> None:
     assert read_run(broken)["errors"] and not read_run(broken)["seeds"]
 
 
+def test_read_run_reads_the_nowcast_layout(tmp_path: Path) -> None:
+    """``weightzoo nowcast train`` writes OUT/seed<k>/<kind>/metrics.json: one model per kind and seed."""
+    root = tmp_path / "runs" / "nowcast"
+    for seed in (0, 1):
+        for kind, loss in (("graph", 0.2), ("linear", 0.3)):
+            (root / f"seed{seed}" / kind).mkdir(parents=True)
+            (root / f"seed{seed}" / kind / "metrics.json").write_text(json.dumps(
+                {"kind": kind, "val": {"loss": loss + seed / 10, "relative_error": 0.9}, "seed": seed}))
+    (root / "run.json").write_text(json.dumps({"settings": {}}))
+    run = read_run(root)
+    assert list(run["seeds"]) == ["seed0", "seed1"]
+    assert run["seeds"]["seed1"]["graph.val.loss"] == pytest.approx(0.3)
+    assert run["seeds"]["seed0"]["linear.val.loss"] == pytest.approx(0.3)
+    assert run["info"]["kinds"] == "graph, linear" and "kind" not in run["info"]
+    out, sections = build_report(_empty_zoo(tmp_path), tmp_path / "r.html", runs=[root])
+    assert sections[-1].has_data
+    assert "graph.val.loss" in out.read_text() and "0.25 ± 0.071" in out.read_text()
+
+
+def _empty_zoo(tmp_path: Path) -> Path:
+    with Zoo.open(tmp_path / "empty-zoo"):
+        pass
+    return tmp_path / "empty-zoo"
+
+
 def test_report_cli(lineage_zoo: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "cli.html"
     assert main(["report", "--zoo", str(lineage_zoo), "--out", str(out), "--json"]) == 0
