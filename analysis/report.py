@@ -370,6 +370,25 @@ def read_run(path: str | os.PathLike[str]) -> dict[str, Any]:
     return {"name": folder.name, "path": str(folder), "seeds": seeds, "info": info, "errors": errors}
 
 
+#: Leaf names shown first in a run's table (then test before validation before the rest).
+HEADLINE_METRICS = ("kendall_tau", "tau", "accuracy", "best_val_accuracy", "r2", "mse", "loss", "relative_error",
+                    "fewer_steps", "edge_accuracy", "direction_accuracy")
+#: Top-level keys that record how a run was made, not what it measured (left out of the tables).
+_SETTINGS_KEYS = frozenset({"config", "settings", "data", "images", "archs", "history", "seed"})
+
+
+def _is_setting(key: str) -> bool:
+    parts = key.split(".")
+    return parts[0] in _SETTINGS_KEYS or parts[-1] == "seed" or (len(parts) > 1 and parts[1] in _SETTINGS_KEYS)
+
+
+def _metric_rank(key: str) -> tuple[int, int]:
+    parts = key.split(".")
+    headline = parts[-1] in HEADLINE_METRICS or parts[-1].startswith(("map@", "mrr@", "ndcg@"))
+    split = 0 if "test" in parts else 1 if "val" in parts else 2
+    return (0 if headline else 1, split)
+
+
 def runs_section(runs: Sequence[str | os.PathLike[str]], *, max_metrics: int = 12) -> Section:
     """One table per run: each metric's mean ± std over the seeds found."""
     if not runs:
@@ -384,8 +403,7 @@ def runs_section(runs: Sequence[str | os.PathLike[str]], *, max_metrics: int = 1
             parts.append(f"<h3>{_esc(run['name'])}</h3><p class=\"empty\">{_esc(why)}</p>")
             continue
         keys = sorted(set().union(*(m.keys() for m in run["seeds"].values())))
-        preferred = [k for k in keys if k.split(".")[-1] in ("kendall_tau", "tau", "accuracy", "r2", "mse", "loss")]
-        keys = (preferred + [k for k in keys if k not in preferred])[:max_metrics]
+        keys = sorted((k for k in keys if not _is_setting(k)), key=_metric_rank)[:max_metrics]
         rows = []
         for k in keys:
             vals = [m[k] for m in run["seeds"].values() if k in m]
@@ -458,5 +476,5 @@ def build_report(zoo: ZooLike, out: str | os.PathLike[str], *, runs: Sequence[st
     return out, sections
 
 
-__all__ = ["METRICS_FILES", "Section", "build_report", "filters_section", "lineage_edges", "lineage_section",
+__all__ = ["HEADLINE_METRICS", "METRICS_FILES", "Section", "build_report", "filters_section", "lineage_edges", "lineage_section",
            "overview_section", "read_run", "render_html", "runs_section", "task_vector_section"]

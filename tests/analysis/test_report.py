@@ -14,7 +14,7 @@ import pytest
 import torch
 from torch import nn
 
-from weightzoo.analysis.report import build_report, read_run
+from weightzoo.analysis.report import build_report, read_run, runs_section
 from weightzoo.cli import main
 from weightzoo.errors import InvalidOptionError
 from weightzoo.zoo.store import Zoo
@@ -121,6 +121,18 @@ def test_read_run_reads_the_nowcast_layout(tmp_path: Path) -> None:
     out, sections = build_report(_empty_zoo(tmp_path), tmp_path / "r.html", runs=[root])
     assert sections[-1].has_data
     assert "graph.val.loss" in out.read_text() and "0.25 ± 0.071" in out.read_text()
+    assert "graph.seed" not in out.read_text()
+
+
+def test_runs_table_leads_with_test_metrics_and_leaves_settings_out(tmp_path: Path) -> None:
+    run = tmp_path / "runs" / "gmn"
+    (run / "seed-0").mkdir(parents=True)
+    (run / "seed-0" / "metrics.json").write_text(json.dumps(
+        {"model": "gmn", "config": {"epochs": 60, "lr": 1e-3}, "data": {"train": 120}, "wall_seconds": 3.5,
+         "val": {"kendall_tau": 0.5}, "test": {"kendall_tau": 0.6, "r2": 0.3}, "seed": 0}))
+    html = runs_section([run]).body
+    rows = re.findall(r"<tr><td>([^<]+)</td>", html)
+    assert rows == ["test.kendall_tau", "test.r2", "val.kendall_tau", "wall_seconds"]
 
 
 def _empty_zoo(tmp_path: Path) -> Path:
