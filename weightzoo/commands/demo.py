@@ -27,7 +27,8 @@ from typing import Any
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    p = sub.add_parser("demo", help="the whole library end to end: crawl, zoos, graphs, merge, filters, verify, report")
+    p = sub.add_parser("demo", help="the whole library end to end: crawl, zoos, graphs, metanetwork, GHN, "
+                       "nowcasting, retrieval, inferred lineage, merge, filters, verify, report")
     p.add_argument("--out", default=None, metavar="DIR",
                    help="output folder: DIR/zoo, DIR/hub-source, DIR/report.html (default ./demo-out)")
     p.add_argument("--zoo", default=None, metavar="DIR", help="zoo folder (default DIR/zoo)")
@@ -281,9 +282,9 @@ def step_metanet(d: Demo) -> None:
               f"({time.perf_counter() - t:.1f} s)")
     _write_run(d, "metanet-unseen-networks", summary)
     net, models = held_out[0]
-    shown = ", ".join(f"epoch {rec.epoch if rec is not None else '?'}: {predictions['gmn'][i]:.2f} (recorded {targets[i]:.2f})"
-                      for i, rec in enumerate(records) if refs[i] in models)
-    d.say(f"gmn predictions for held-out network {net}: {shown}")
+    shown = ", ".join(f"{rec.epoch if rec is not None else '?'}: {targets[i]:.2f} / {predictions['gmn'][i]:.2f} / "
+                      f"{predictions['statnn'][i]:.2f}" for i, rec in enumerate(records) if refs[i] in models)
+    d.say(f"held-out network {net}, test accuracy recorded / gmn / statnn at epoch {shown}")
 
 
 def _unseen_module(seed: int) -> Any:
