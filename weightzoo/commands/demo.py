@@ -19,6 +19,7 @@ import argparse
 import contextlib
 import copy
 import io
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -260,6 +261,9 @@ def step_metanet(d: Demo) -> None:
     ds = GraphDataset.from_zoo(d.zoo_dir, target="test_accuracy", dataset="digits-cnn", epochs="all")
     groups = read_manifest(d.zoo_dir, "digits-cnn")["groups"]
     held_out = [(net, g["models"]) for net, g in sorted(groups.items()) if g["split"] == "test"]
+    if not held_out:
+        d.say("the digits-cnn split has no test network at this size and seed: nothing to predict for")
+        return
     refs = [m for _, models in held_out for m in models]
     graphs, records, targets = graphs_for(refs, zoo=d.zoo_dir, target="test_accuracy")
     n_train = len({ds.records[i].network for i in ds.indices("train")})
@@ -277,7 +281,7 @@ def step_metanet(d: Demo) -> None:
             tm = TrainedMetanet.load(_runs(d) / f"metanet-{model}")
         predictions[model] = [float(p) for p in tm.predict(graphs, records)]
         tau = kendall_tau(predictions[model], targets)
-        summary[model] = {"kendall_tau": tau}
+        summary[model] = {"kendall_tau": tau if math.isfinite(tau) else None}
         d.say(f"{model} ({what}), {len(results)} seed(s): test Kendall τ {_mean_std([r['test'].get('kendall_tau') for r in results])} "
               f"on the final checkpoints; τ {tau:.3f} over every checkpoint of the held-out networks "
               f"({time.perf_counter() - t:.1f} s)")
@@ -326,6 +330,10 @@ def step_ghn(d: Demo) -> None:
     pool = ArchitecturePool.from_zoo(d.zoo_dir)
     train_archs, val_archs = pool.split("train"), pool.split("val")
     unseen = (pool.split("heldout") + pool.split("test"))[:d.sizes.ghn_unseen]
+    if not train_archs or not val_archs:
+        d.say(f"the archs zoo has {len(train_archs)} train and {len(val_archs)} val architectures at this size and "
+              "seed; the GHN needs both (use a larger size)")
+        return
     t = time.perf_counter()
     cfg = TrainConfig(hidden=32, epochs=d.sizes.ghn_epochs, patience=d.sizes.ghn_epochs, val_archs=8)
     summary = train_runs(pool, _runs(d) / "ghn", cfg, seeds=[d.seed], progress=False)
@@ -367,6 +375,7 @@ def step_ghn(d: Demo) -> None:
 def step_nowcast(d: Demo) -> None:
     """Nowcasters trained on a small trajectory zoo jump ahead during a short training run of a new network."""
     from weightzoo.datasets.registry import build
+    from weightzoo.errors import DatasetError
     from weightzoo.hyper.nowcast.evaluate import speedup
     from weightzoo.hyper.nowcast.models import load_nowcaster
     from weightzoo.hyper.nowcast.training import train_nowcasters
@@ -382,8 +391,12 @@ def step_nowcast(d: Demo) -> None:
           f"checkpoints in {tz} ({time.perf_counter() - t:.1f} s)")
     t = time.perf_counter()
     run = _runs(d) / "nowcast"
-    summary = train_nowcasters(tz, "digits-cnn", run, seeds=[d.seed], epochs=s.nowcast_epochs, max_minutes=0.5,
-                               progress=False)
+    try:
+        summary = train_nowcasters(tz, "digits-cnn", run, seeds=[d.seed], epochs=s.nowcast_epochs, max_minutes=0.5,
+                                   progress=False)
+    except DatasetError as exc:  # e.g. no training network with a long enough trajectory at this size and seed
+        d.say(f"no nowcaster trained: {exc}")
+        return
     losses = ", ".join(f"{k.split('/')[-1]} {v['loss']:.4f}" for k, v in summary["val_loss"].items())
     d.say(f"nowcasters (history 5 × 10 steps, 40 steps ahead) on {summary['settings']['train_examples']} examples: "
           f"validation loss {losses} ({time.perf_counter() - t:.1f} s)")
