@@ -108,6 +108,28 @@ def _empty(key: str, title: str, sentence: str) -> Section:
 # --- sections -------------------------------------------------------------------------------------------
 
 
+def source_label(source: str | None) -> str:
+    """Where a model came from, short enough for a chart: a Hub download, a local folder, or the ingest kind."""
+    if not source:
+        return "unknown"
+    if "/models--" in source or "\\models--" in source:
+        return "Hub download"
+    if os.path.isabs(source):
+        return "local files"
+    return source
+
+
+def architecture_label(name: str, architecture: str | None, model_type: str | None, spec: Any) -> str:
+    """The class a config names; else the spec's kind, grouped by the model name's folder (``digits-cnn/…``)."""
+    if architecture or model_type:
+        return str(architecture or model_type)
+    if isinstance(spec, Mapping) and spec.get("format"):
+        kind = {"weightzoo.arch/1": "layer spec", "weightzoo.cells/1": "cell spec"}.get(str(spec["format"]), "spec")
+        group = name.split("/", 1)[0] if "/" in name else None
+        return f"{group} ({kind})" if group else kind
+    return "unknown"
+
+
 def overview_section(zoo: Any) -> Section:
     """Counts, sizes, deduplication saving, formats/sources/architectures, largest models."""
     stats = zoo.stats()
@@ -124,8 +146,9 @@ def overview_section(zoo: Any) -> Section:
              ("unique blobs", f"{stats['blobs']:,}")]
     body = _table(["", "value"], facts)
     counts = {"format": Counter(m.format or "unknown" for m in models),
-              "source": Counter(m.source or "unknown" for m in models),
-              "architecture": Counter(m.architecture or m.model_type or "unknown" for m in models)}
+              "source": Counter(source_label(m.source) for m in models),
+              "architecture": Counter(architecture_label(m.name, m.architecture, m.model_type, m.spec)
+                                      for m in models)}
     plt = _plt()
     fig, axes = plt.subplots(1, 3, figsize=(11, 2.8))
     for ax, (what, c) in zip(axes, counts.items()):
@@ -138,7 +161,7 @@ def overview_section(zoo: Any) -> Section:
     largest = sorted(models, key=lambda m: (-int(m.nbytes or 0), m.ref))[:10]
     body += "<h3>Largest models</h3>" + _table(
         ["model", "architecture", "parameters", "size", "ingested"],
-        [(m.ref, m.architecture or m.model_type or "-", f"{int(m.parameter_count or 0):,}", _size(int(m.nbytes or 0)),
+        [(m.ref, architecture_label(m.name, m.architecture, m.model_type, m.spec), f"{int(m.parameter_count or 0):,}", _size(int(m.nbytes or 0)),
           "yes" if m.ingested else "metadata only") for m in largest])
     return Section("overview", "Zoo overview", body, has_data=True, figures=1)
 

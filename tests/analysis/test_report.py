@@ -185,3 +185,16 @@ def test_report_renders_in_headless_chromium(lineage_zoo: Path, tmp_path: Path) 
     res = subprocess.run([*flags, f"--screenshot={shot}", "--window-size=1200,2400", out.as_uri()],
                          capture_output=True, text=True, timeout=120)
     assert res.returncode == 0 and shot.is_file() and shot.stat().st_size > 20_000, res.stderr[-2000:]
+
+
+def test_overview_labels_name_hub_downloads_and_spec_groups() -> None:
+    from weightzoo.analysis.report import architecture_label, source_label
+
+    assert source_label("/x/hf-cache/models--org--m/snapshots/abc") == "Hub download"
+    assert source_label("/data/my-checkpoints/run3") == "local files"
+    assert source_label("state-dict") == "state-dict" and source_label(None) == "unknown"
+    spec = {"format": "weightzoo.arch/1", "layers": []}
+    assert architecture_label("digits-cnn/n00001-e00", None, None, spec) == "digits-cnn (layer spec)"
+    assert architecture_label("archs/a00001", None, None, {"format": "weightzoo.cells/1"}) == "archs (cell spec)"
+    assert architecture_label("m", "BertModel", "bert", spec) == "BertModel"
+    assert architecture_label("m", None, None, None) == "unknown"
