@@ -33,6 +33,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -52,9 +53,10 @@ from weightzoo.zoo.formats.dtypes import dtype_from_code, dtype_from_torch
 from weightzoo.zoo.formats.durable import atomic_path
 
 from .dataflow import RECORDED_FORMAT
+from .edge_kernels import EdgeKernels, KernelRun
 from .io import read_graph_file
 from .layout import Layout, ParamSlot, Skipped, layout_of
-from .slot_edges import matrix_dims, out_nodes, table_dims
+from .slot_edges import matrix_dims, out_nodes, slot_edge_count, table_dims
 from .vocab import (
     COMPATIBLE_VOCAB_VERSIONS,
     NODE_FEATURE_COLUMNS,
@@ -141,6 +143,35 @@ def _take(edge_attr: torch.Tensor, node_values: torch.Tensor, layout: Layout, s:
     return node_values[g.start: g.start + g.size, s.column]
 
 
+_EDGE_ROLES = ("weight", "embedding", "unembed", "table")
+
+
+def _slot_kernel(s: ParamSlot, mk: tuple[int, int]) -> tuple[int, int]:
+    """The ``(kr, kc)`` kernel each edge of an edge slot carries (tables fill the window; a Linear weight is 1×1)."""
+    if s.role != "weight":
+        return mk
+    if s.transposed or s.flat:
+        return (1, 1)
+    k = tuple(s.shape[2:]) or (1,)
+    kr, kc = (1, k[0]) if len(k) == 1 else k
+    if kr > mk[0] or kc > mk[1]:
+        raise KernelTooLargeError(s.name.rsplit(".", 1)[0], (kr, kc), mk)
+    return (kr, kc)
+
+
+def _kernel_run(layout: Layout, s: ParamSlot, t: torch.Tensor, mk: tuple[int, int]) -> KernelRun:
+    """Slot ``s``'s edges as one run of unpadded kernels: :func:`_place` into a window the kernel's size."""
+    kr, kc = _slot_kernel(s, mk)
+    n = slot_edge_count(s)
+    dtype = torch.float64 if t.dtype == torch.float64 else torch.float32
+    if s.role == "weight":  # row-major [out, in(, k...)]: already the run's order (what _place writes)
+        vals = (t.t() if s.transposed else t).reshape(n, kr * kc).to(dtype, copy=True)
+        return KernelRun(s.edge_start, n, (kr, kc), vals)
+    buf = torch.empty(n, kr, kc, dtype=dtype)
+    _place(buf, buf, layout, replace(s, edge_start=0), t, (kr, kc))
+    return KernelRun(s.edge_start, n, (kr, kc), buf.view(n, kr * kc))
+
+
 def needs_recording(spec: Mapping[str, Any]) -> bool:
     """True for specs whose graph comes from recording the rebuilt module (class references, ``transformers``
     families without a fast path): no layout follows from the spec alone."""
@@ -182,19 +213,25 @@ class ParameterGraph:
         ``node_pos``/``node_act`` ``[N]``.
     """
 
-    def __init__(self, layout: Layout, *, edge_attr: torch.Tensor, node_values: torch.Tensor,
+    def __init__(self, layout: Layout, *, edge_attr: torch.Tensor | None = None, node_values: torch.Tensor,
                  max_kernel: tuple[int, int], dtypes: dict[str, str], buffers: dict[str, torch.Tensor],
                  metadata: dict[str, Any] | None = None, aliases: dict[str, str] | None = None,
-                 order: list[str] | None = None, names: list[str] | None = None) -> None:
+                 order: list[str] | None = None, names: list[str] | None = None,
+                 kernels: EdgeKernels | None = None) -> None:
         kh, kw = max_kernel
-        if edge_attr.shape != (layout.num_edges, kh * kw) or node_values.shape != (layout.num_nodes, 5):
+        if (edge_attr is None) == (kernels is None):
+            raise ValueError("ParameterGraph: give exactly one of edge_attr (padded) and kernels (per kernel size)")
+        shape = tuple(edge_attr.shape) if edge_attr is not None else (kernels.num_edges, kh * kw)  # type: ignore[union-attr]
+        if (shape != (layout.num_edges, kh * kw) or node_values.shape != (layout.num_nodes, 5)
+                or (kernels is not None and kernels.window != (kh, kw))):
             raise ShapeMismatchError(
-                f"ParameterGraph: edge_attr {tuple(edge_attr.shape)} / node_values {tuple(node_values.shape)} do not "
+                f"ParameterGraph: edge_attr {shape} / node_values {tuple(node_values.shape)} do not "
                 f"fit the spec ({layout.num_edges} edges × {kh * kw}, {layout.num_nodes} nodes × 5)")
         self._layout = layout
         self.spec = layout.spec
         self.max_kernel = max_kernel
-        self.edge_attr = edge_attr
+        self._edge_attr = edge_attr
+        self._kernels = kernels
         self.node_values = node_values
         self.dtypes = dtypes
         self.buffers = buffers
@@ -256,7 +293,9 @@ class ParameterGraph:
         if missing or extra:
             raise SpecError(f"state dict does not match the spec: missing {missing[:5]}"
                             f"{'...' if len(missing) > 5 else ''}, unexpected {extra[:5]}{'...' if len(extra) > 5 else ''}")
-        edge_attr = torch.zeros(layout.num_edges, kh, kw, dtype=torch.float32)
+        # edge features per kernel size (padded to the window only when edge_attr is read: edge_kernels.py)
+        runs: list[KernelRun] = []
+        value_dtype = torch.float32
         node_values = torch.zeros(layout.num_nodes, 5, dtype=torch.float32)
         dtypes: dict[str, str] = {}
         buffers: dict[str, torch.Tensor] = {}
@@ -274,9 +313,12 @@ class ParameterGraph:
                 continue
             if not t.is_floating_point():
                 raise SpecError(f"tensor {s.name!r} has dtype {t.dtype}; graphs hold floating-point parameters")
-            if t.dtype == torch.float64 and edge_attr.dtype != torch.float64:
-                edge_attr, node_values = edge_attr.to(torch.float64), node_values.to(torch.float64)
-            _place(edge_attr, node_values, layout, s, t, mk)
+            if t.dtype == torch.float64 and value_dtype != torch.float64:
+                value_dtype, node_values = torch.float64, node_values.to(torch.float64)
+            if s.role in _EDGE_ROLES:
+                runs.append(_kernel_run(layout, s, t, mk))
+            else:
+                _place(node_values, node_values, layout, s, t, mk)
             del t
         for alias, target in aliases.items():
             a, b = state_dict[alias], state_dict[target]
@@ -284,11 +326,10 @@ class ParameterGraph:
                 raise SpecError(f"{alias!r} should be tied to {target!r} (config tie_word_embeddings) but differs; "
                                 "set tie_word_embeddings=false in the config")
             dtypes[alias] = dtypes[target]
-        for st in layout.struct:
-            edge_attr[st.edge_start : st.edge_start + st.count, (kh - 1) // 2, (kw - 1) // 2] = 1  # the same pixel as a Linear weight
+        runs += [KernelRun(st.edge_start, st.count, (1, 1), None) for st in layout.struct]  # value 1, centre pixel
         covered = expected | set(aliases)
-        return cls(layout, edge_attr=edge_attr.reshape(layout.num_edges, kh * kw), node_values=node_values,
-                   max_kernel=mk, dtypes=dtypes, buffers=buffers, metadata=metadata, aliases=aliases,
+        kernels = EdgeKernels(layout.num_edges, mk, [r for r in runs if r.count], value_dtype)
+        return cls(layout, kernels=kernels, node_values=node_values, max_kernel=mk, dtypes=dtypes, buffers=buffers, metadata=metadata, aliases=aliases,
                    order=[k for k in keys if k in covered], names=names)
 
     @classmethod
@@ -401,6 +442,53 @@ class ParameterGraph:
             n += size
         return n
 
+    @property
+    def edge_attr(self) -> torch.Tensor:
+        """``[E, kh·kw]`` edge features (format v1: each kernel centred in the ``max_kernel`` window).
+
+        Built graphs keep their edge features per kernel size (:meth:`edge_kernels`); the padded tensor
+        is written the first time it is read, and from then on it is the graph's edge storage (writes to
+        it are seen by :meth:`to_state_dict`)."""
+        if self._edge_attr is None:
+            assert self._kernels is not None
+            self._edge_attr, self._kernels = self._kernels.padded(), None
+        return self._edge_attr
+
+    @edge_attr.setter
+    def edge_attr(self, value: torch.Tensor) -> None:
+        kh, kw = self.max_kernel
+        if tuple(value.shape) != (self.num_edges, kh * kw):
+            raise ShapeMismatchError(f"ParameterGraph: edge_attr must be [{self.num_edges}, {kh * kw}], "
+                                     f"got {tuple(value.shape)}")
+        self._edge_attr, self._kernels = value, None
+
+    @property
+    def edge_storage(self) -> str:
+        """``"kernels"`` while the edge features are stored per kernel size, ``"padded"`` once
+        :attr:`edge_attr` has been read (or for graphs loaded from a file)."""
+        return "kernels" if self._kernels is not None else "padded"
+
+    def edge_kernels(self) -> dict[tuple[int, int], tuple[torch.Tensor, torch.Tensor]]:
+        """The edge features grouped by kernel size, unpadded: ``{(kr, kc): (edge ids [n], values [n, kr·kc])}``.
+
+        Every edge appears once (Linear weights and 1×1 convs under ``(1, 1)``, 3×3 convs under ``(3, 3)``,
+        packed tables under the full window; parameter-free edges under ``(1, 1)`` with value 1). Padding
+        ``values`` centred into the window gives :attr:`edge_attr`'s rows ``edge ids``."""
+        return self._edge_kernels().by_kernel()
+
+    def _edge_kernels(self) -> EdgeKernels:
+        if self._kernels is not None:
+            return self._kernels
+        mk = self.max_kernel
+        spans = [(s.edge_start, slot_edge_count(s), _slot_kernel(s, mk)) for s in self._layout.slots
+                 if s.role in _EDGE_ROLES and slot_edge_count(s)]
+        spans += [(st.edge_start, st.count, (1, 1)) for st in self._layout.struct if st.count]
+        return EdgeKernels.from_padded(self.edge_attr, mk, spans)
+
+    def _padded_edge_attr(self) -> torch.Tensor:
+        """:attr:`edge_attr` without keeping it (for writing a file from a graph stored per kernel size)."""
+        return self._edge_attr if self._edge_attr is not None else self._kernels.padded()  # type: ignore[union-attr]
+
     def __getattr__(self, name: str) -> torch.Tensor:
         # edge_index, edge_type, node_type ...: shared, read-only views of the layout's tensors.
         if name.startswith("_"):
@@ -446,14 +534,23 @@ class ParameterGraph:
         """The covered tensors, bit-exactly as given (same names, order, shapes and dtypes; a tied tensor
         given under two names comes back under both, as two equal tensors)."""
         kh, kw = self.max_kernel
-        attr = self.edge_attr.reshape(self.num_edges, kh, kw)
+        kernels = self._kernels
+        attr = self.edge_attr.reshape(self.num_edges, kh, kw) if kernels is None else None
         out: dict[str, torch.Tensor] = {}
         for s in self._layout.slots:
             if s.role == "buffer":
                 out[s.name] = self.buffers[s.name].clone()
                 continue
             dtype = dtype_from_code(self.dtypes[s.name]).torch
-            t = _take(attr, self.node_values, self._layout, s, self.max_kernel)
+            if attr is not None or s.role not in _EDGE_ROLES:
+                t = _take(attr, self.node_values, self._layout, s, self.max_kernel)  # type: ignore[arg-type]
+            else:  # read the slot's unpadded run
+                assert kernels is not None
+                kr, kc = _slot_kernel(s, self.max_kernel)
+                n = slot_edge_count(s)
+                vals = kernels.run_at(s.edge_start).values if n else torch.empty(0, kr * kc)
+                t = _take(vals.view(n, kr, kc), self.node_values, self._layout,  # type: ignore[union-attr]
+                          replace(s, edge_start=0), (kr, kc))
             out[s.name] = t.to(dtype).contiguous() if t.dtype != dtype else t.clone().contiguous()
         for alias, target in self.aliases.items():
             out[alias] = out[target].clone()
@@ -511,7 +608,7 @@ class ParameterGraph:
         dtypes and metadata as JSON in its ``__metadata__``. Durable and atomic (:mod:`weightzoo.zoo.formats.durable`)."""
         from safetensors.torch import save_file
 
-        tensors = {"edge_attr": self.edge_attr.contiguous(), "node_values": self.node_values.contiguous(),
+        tensors = {"edge_attr": self._padded_edge_attr().contiguous(), "node_values": self.node_values.contiguous(),
                    **{k: v.contiguous() for k, v in self._layout.edge_tensors.items()},
                    **{k: v.contiguous() for k, v in self._layout.node_tensors.items()},
                    **{f"buffer.{k}": v.contiguous() for k, v in self.buffers.items()}}
