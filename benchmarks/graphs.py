@@ -15,7 +15,7 @@
    default config = ResNet-50; ``--arch vit``: a class-based timm-style ViT/16 at the widths of ViT-Ti/S/B),
    seconds and peak RSS (VmHWM) in a fresh subprocess, then the same after reading the edge structure
    (``edge_index``, ``edge_type``, ``edge_layer``, node features) and after writing the padded format-v1
-   ``edge_attr`` (``to_pyg``), against a fresh subprocess running ``ComputeGraph.record`` on the same
+   ``edge_attr`` (``to_pyg``), and ``permute_hidden`` (checked with ``check_symmetry``), against a fresh subprocess running ``ComputeGraph.record`` on the same
    network and reading the state dict (concatenating every tensor).
 
     .venv/bin/python benchmarks/graphs.py [--nets 10000] [--minilm-dir DIR]
@@ -238,6 +238,8 @@ _PADDED_LIMIT = 3 * 2**30  # bytes: larger padded edge_attr tensors are not writ
 def recorded_case(arch: str, size: float, mode: str) -> None:
     """Run in a subprocess: a recorded ParameterGraph (``from_module``, then its edge structure, then the
     padded format-v1 edge features), or the baseline (``ComputeGraph.record`` + reading the state dict)."""
+    import torch_geometric.data  # noqa: F401 - imported before timing (to_pyg's first call would import it)
+
     from weightzoo.zoo.graphs import ComputeGraph
 
     torch.set_num_threads(1)
@@ -270,6 +272,16 @@ def recorded_case(arch: str, size: float, mode: str) -> None:
                  "structure_mb": sum(v.nbytes for v in et) / 2**20, "padded_mb": padded_bytes / 2**20,
                  "structure_seconds": struct_secs, "structure_peak_mb": struct_peak,
                  "padded_seconds": pad_secs, "padded_peak_mb": pad_peak}
+    elif mode == "permute":
+        from weightzoo.zoo.symmetry import check_symmetry, permute_hidden
+
+        p = permute_hidden(m, torch.Generator().manual_seed(0), example_input=x)
+        secs = time.perf_counter() - t
+        peak = _rss_mb()
+        moved = sum(not torch.equal(a, b) for a, b in zip(m.state_dict().values(), p.state_dict().values()))
+        chk = check_symmetry(m, p, x, atol=1e-4, rtol=1e-4)
+        extra = {"preserved": bool(chk), "max_abs_diff": chk.max_abs_diff, "tensors_moved": moved,
+                 "tensors": len(m.state_dict())}
     else:
         ComputeGraph.record(m, x)
         v = torch.cat([t_.reshape(-1).to(torch.float32) for t_ in m.state_dict().values()])
@@ -288,16 +300,16 @@ def recorded_figures(arch: str, sizes: list[float]) -> None:
               "fresh subprocess each:")
     for size in sizes:
         res = {}
-        for mode in ("graph", "baseline"):
+        for mode in ("graph", "permute", "baseline"):
             out = subprocess.run([sys.executable, __file__, "--recorded-case", mode, "--arch", arch, "--scale", str(size)],
                                  capture_output=True, text=True, check=True)
             res[mode] = json.loads(out.stdout.strip().splitlines()[-1])
-        g, b = res["graph"], res["baseline"]
+        g, p, b = res["graph"], res["permute"], res["baseline"]
         name = f"width ×{size:<5}" if arch == "resnet" else f"{VIT_SIZES.get(int(size), f'dim {int(size)}'):9}"
         print(f"  {name} {g['params'] / 1e6:5.1f}M params, {g['edges'] / 1e6:5.2f}M edges (exact {g['exact']}); "
               f"baseline record + read {b['seconds']:5.2f} s, peak RSS {b['peak_rss_mb']:5.0f} MB")
         print(f"    from_module                : {g['seconds']:6.2f} s, peak RSS {g['peak_rss_mb']:6.0f} MB "
-              f"(edge kernels {g['kernels_mb']:.0f} MB) → {g['seconds'] / b['seconds']:.2f}× time, "
+              f"(model built: {g['rss_before_mb']:.0f} MB; edge kernels {g['kernels_mb']:.0f} MB) → {g['seconds'] / b['seconds']:.2f}× time, "
               f"{g['peak_rss_mb'] / b['peak_rss_mb']:.2f}× peak RSS")
         tot = g["seconds"] + g["structure_seconds"]
         print(f"    + edge_index/type/layer, x : {tot:6.2f} s, peak RSS {g['structure_peak_mb']:6.0f} MB "
@@ -311,6 +323,10 @@ def recorded_figures(arch: str, sizes: list[float]) -> None:
         else:
             print(f"    padded edge_attr (to_pyg)  : not written ({g['padded_mb'] / 1024:.1f} GB at "
                   f"{g['window'][0]}×{g['window'][1]}); edge_kernels() gives the features unpadded")
+        print(f"    permute_hidden             : {p['seconds']:6.2f} s, peak RSS {p['peak_rss_mb']:6.0f} MB "
+              f"({p['tensors_moved']}/{p['tensors']} tensors moved; outputs preserved {p['preserved']}, max |Δ| "
+              f"{p['max_abs_diff']:.1e}) → {p['seconds'] / b['seconds']:.2f}× time, "
+              f"{p['peak_rss_mb'] / b['peak_rss_mb']:.2f}× peak RSS")
 
 
 def main() -> None:
@@ -328,7 +344,7 @@ def main() -> None:
     ap.add_argument("--scales", type=float, nargs="+", default=None,
                     help="sizes: ResNet widths relative to ResNet-50 (default 0.25 0.5 1.0) or ViT widths "
                          "(default 192 384 768 = ViT-Ti/S/B)")
-    ap.add_argument("--recorded-case", choices=["graph", "baseline"], help=argparse.SUPPRESS)
+    ap.add_argument("--recorded-case", choices=["graph", "permute", "baseline"], help=argparse.SUPPRESS)
     ap.add_argument("--scale", type=float, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.recorded_case:

@@ -144,6 +144,10 @@ def _take(edge_attr: torch.Tensor, node_values: torch.Tensor, layout: Layout, s:
 
 
 _EDGE_ROLES = ("weight", "embedding", "unembed", "table")
+#: Graphs whose padded ``edge_attr`` has at most this many values are padded while they are built (the
+#: direct format-v1 placement): at that size per-kernel storage saves no memory worth having and its
+#: per-tensor bookkeeping would cost small graphs (thousands per second in a zoo) about a quarter of their speed.
+PAD_AT_BUILD_VALUES = 1 << 20
 
 
 def _slot_kernel(s: ParamSlot, mk: tuple[int, int]) -> tuple[int, int]:
@@ -293,8 +297,11 @@ class ParameterGraph:
         if missing or extra:
             raise SpecError(f"state dict does not match the spec: missing {missing[:5]}"
                             f"{'...' if len(missing) > 5 else ''}, unexpected {extra[:5]}{'...' if len(extra) > 5 else ''}")
-        # edge features per kernel size (padded to the window only when edge_attr is read: edge_kernels.py)
+        # edge features per kernel size, padded to the window only when edge_attr is read (edge_kernels.py);
+        # small graphs are padded right away
         runs: list[KernelRun] = []
+        eager = layout.num_edges * kh * kw <= PAD_AT_BUILD_VALUES
+        edge_attr = torch.zeros(layout.num_edges, kh, kw, dtype=torch.float32) if eager else None
         value_dtype = torch.float32
         node_values = torch.zeros(layout.num_nodes, 5, dtype=torch.float32)
         dtypes: dict[str, str] = {}
@@ -315,7 +322,10 @@ class ParameterGraph:
                 raise SpecError(f"tensor {s.name!r} has dtype {t.dtype}; graphs hold floating-point parameters")
             if t.dtype == torch.float64 and value_dtype != torch.float64:
                 value_dtype, node_values = torch.float64, node_values.to(torch.float64)
-            if s.role in _EDGE_ROLES:
+                edge_attr = edge_attr.to(torch.float64) if edge_attr is not None else None
+            if edge_attr is not None:
+                _place(edge_attr, node_values, layout, s, t, mk)
+            elif s.role in _EDGE_ROLES:
                 runs.append(_kernel_run(layout, s, t, mk))
             else:
                 _place(node_values, node_values, layout, s, t, mk)
@@ -326,10 +336,16 @@ class ParameterGraph:
                 raise SpecError(f"{alias!r} should be tied to {target!r} (config tie_word_embeddings) but differs; "
                                 "set tie_word_embeddings=false in the config")
             dtypes[alias] = dtypes[target]
-        runs += [KernelRun(st.edge_start, st.count, (1, 1), None) for st in layout.struct]  # value 1, centre pixel
         covered = expected | set(aliases)
-        kernels = EdgeKernels(layout.num_edges, mk, [r for r in runs if r.count], value_dtype)
-        return cls(layout, kernels=kernels, node_values=node_values, max_kernel=mk, dtypes=dtypes, buffers=buffers, metadata=metadata, aliases=aliases,
+        kernels = None
+        if edge_attr is not None:
+            for st in layout.struct:
+                edge_attr[st.edge_start: st.edge_start + st.count, (kh - 1) // 2, (kw - 1) // 2] = 1  # a Linear's pixel
+            edge_attr = edge_attr.reshape(layout.num_edges, kh * kw)
+        else:
+            runs += [KernelRun(st.edge_start, st.count, (1, 1), None) for st in layout.struct]  # value 1, centre
+            kernels = EdgeKernels(layout.num_edges, mk, [r for r in runs if r.count], value_dtype)
+        return cls(layout, edge_attr=edge_attr, kernels=kernels, node_values=node_values, max_kernel=mk, dtypes=dtypes, buffers=buffers, metadata=metadata, aliases=aliases,
                    order=[k for k in keys if k in covered], names=names)
 
     @classmethod
@@ -446,9 +462,10 @@ class ParameterGraph:
     def edge_attr(self) -> torch.Tensor:
         """``[E, kh·kw]`` edge features (format v1: each kernel centred in the ``max_kernel`` window).
 
-        Built graphs keep their edge features per kernel size (:meth:`edge_kernels`); the padded tensor
-        is written the first time it is read, and from then on it is the graph's edge storage (writes to
-        it are seen by :meth:`to_state_dict`)."""
+        Built graphs keep their edge features per kernel size (:meth:`edge_kernels`; graphs with at most
+        :data:`PAD_AT_BUILD_VALUES` padded values are padded while built); the padded tensor is written the
+        first time it is read, and from then on it is the graph's edge storage (writes to it are seen by
+        :meth:`to_state_dict`)."""
         if self._edge_attr is None:
             assert self._kernels is not None
             self._edge_attr, self._kernels = self._kernels.padded(), None
@@ -465,7 +482,7 @@ class ParameterGraph:
     @property
     def edge_storage(self) -> str:
         """``"kernels"`` while the edge features are stored per kernel size, ``"padded"`` once
-        :attr:`edge_attr` has been read (or for graphs loaded from a file)."""
+        :attr:`edge_attr` has been read (and for small graphs and graphs loaded from a file)."""
         return "kernels" if self._kernels is not None else "padded"
 
     def edge_kernels(self) -> dict[tuple[int, int], tuple[torch.Tensor, torch.Tensor]]:
@@ -650,5 +667,5 @@ class ParameterGraph:
             raise CheckpointError(path, f"graph tensors do not fit the spec: {exc}") from exc
 
 
-__all__ = ["DEFAULT_MAX_KERNEL", "GRAPH_FORMAT", "NETWORKX_LIMIT", "TRANSFORMER_MAX_KERNEL", "ParameterGraph",
-           "is_transformer_spec", "needs_recording"]
+__all__ = ["DEFAULT_MAX_KERNEL", "GRAPH_FORMAT", "NETWORKX_LIMIT", "PAD_AT_BUILD_VALUES", "TRANSFORMER_MAX_KERNEL",
+           "ParameterGraph", "is_transformer_spec", "needs_recording"]

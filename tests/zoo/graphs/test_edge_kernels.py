@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from torch import nn
 
 from weightzoo.errors import ShapeMismatchError
-from weightzoo.zoo.graphs import ParameterGraph
+from weightzoo.zoo.graphs import ParameterGraph, parameter_graph
 from weightzoo.zoo.graphs.edge_kernels import EdgeKernels, KernelRun
 from weightzoo.zoo.graphs.parameter_graph import _place
 
@@ -24,6 +24,12 @@ import testbed  # noqa: E402
 _spec = importlib.util.spec_from_file_location("_hf_checkpoints", Path(__file__).with_name("_hf_checkpoints.py"))
 HF = importlib.util.module_from_spec(_spec)  # type: ignore[arg-type]
 _spec.loader.exec_module(HF)  # type: ignore[union-attr]
+
+
+@pytest.fixture(autouse=True)
+def _kernel_storage_for_every_size(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Test graphs are small: without this they would be padded while built (PAD_AT_BUILD_VALUES)."""
+    monkeypatch.setattr(parameter_graph, "PAD_AT_BUILD_VALUES", 0)
 
 
 def _direct(g: ParameterGraph, sd: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -156,3 +162,18 @@ def test_edge_kernels_validation() -> None:
                      torch.float32)
     padded = ek.padded()
     assert torch.equal(padded[:2], torch.arange(18.).view(2, 9)) and padded[2].tolist() == [0, 0, 0, 0, 1, 0, 0, 0, 0]
+
+
+@pytest.mark.parametrize("name", ["resnet", "vit", "unet"])
+def test_small_graphs_padded_at_build_agree_with_kernel_storage(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    m, x = testbed.build(name)
+    if name == "unet":
+        m, x = m.double(), x.double()
+    compact = ParameterGraph.from_module(m, x)
+    monkeypatch.setattr(parameter_graph, "PAD_AT_BUILD_VALUES", 1 << 40)
+    eager = ParameterGraph.from_module(m, x)
+    assert compact.edge_storage == "kernels" and eager.edge_storage == "padded"
+    _same_sd(eager.to_state_dict(), compact.to_state_dict())
+    a, b = eager.edge_kernels(), compact.edge_kernels()
+    assert list(a) == list(b) and all(torch.equal(a[k][0], b[k][0]) and torch.equal(a[k][1], b[k][1]) for k in a)
+    assert eager.edge_attr.dtype == compact.edge_attr.dtype and torch.equal(eager.edge_attr, compact.edge_attr)
