@@ -99,6 +99,8 @@ class Constraints:
     heads_fixed: dict[int, str] = field(default_factory=dict)  # group -> why its heads may not move
     dims_fixed: dict[int, str] = field(default_factory=dict)  # group -> why dims inside its heads may not move
     bind: dict[str, list[int | None]] = field(default_factory=dict)  # tensor -> group of each axis
+    #: group -> how ops read values carrying it (see :func:`_use_of`; sign/scale symmetries need it)
+    uses: dict[int, set[str]] = field(default_factory=dict)
     labels: list[str] = field(default_factory=list)  # group -> where it comes from (module path and op)
 
 
@@ -390,11 +392,46 @@ class _Builder:
     # --- the pass -------------------------------------------------------------------------------------
     def run(self) -> None:
         for i, node in enumerate(self.rec.nodes):
+            seen = self.carried(node)
             try:
                 self.node(i, node)
             except _Opaque as exc:
                 self.opaque(i, node, str(exc))
+            self.note_uses(i, node, seen)
         self.leftovers()
+
+    def carried(self, node: RawNode) -> list[tuple[bool, int, int, int, bool]]:
+        """(is the data argument, axis, rank, group, whole axis) for every group the node's inputs carry."""
+        d = node.detail or {}
+        args, kwargs = d.get("args", ()), d.get("kwargs", {})
+        data = args[0] if args else next(iter(kwargs.values()), None)
+        out = []
+        for ref in _refs(d):
+            v = self.value(ref) if ref[0] == "v" else None
+            if v is None:
+                continue
+            for a, ax in enumerate(v.axes):
+                segs = ax or ()
+                for g, part in segs:
+                    out.append((ref == data, a, len(v.shape), g, part == "full" and len(segs) == 1))
+        return out
+
+    def note_uses(self, i: int, node: RawNode, seen: list[tuple[bool, int, int, int, bool]]) -> None:
+        """Record how node ``i`` reads each group its inputs carry (:attr:`Constraints.uses`)."""
+        if not seen:
+            return
+        kept: set[int] = set()  # groups (or the channels of flattened groups) the outputs still carry whole
+        for k in range(len(node.out_shapes)):
+            v = self.values.get((i, k))
+            for ax in (v.axes if v is not None else ()):
+                if ax is not None and len(ax) == 1 and ax[0][1] == "full":
+                    g = ax[0][0]
+                    kept.add(g)
+                    cg = self.groups[g].channel_group
+                    if self.groups[g].kind == NodeType.FLATTEN and cg is not None:
+                        kept.add(cg)
+        for is_data, axis, rank, g, whole in seen:
+            self.c.uses.setdefault(g, set()).add(_use_of(node, is_data, axis, rank, whole, g in kept))
 
     def value(self, ref: Any) -> _Value | None:
         if isinstance(ref, tuple) and ref and ref[0] == "v":
@@ -1420,6 +1457,35 @@ class _Opaque(Exception):
     """An op the analysis does not follow (handled conservatively)."""
 
 
+_CONTRACTING = {OpType.LINEAR: -1, OpType.CONV: 1, OpType.CONV_POINTWISE: 1, OpType.CONV_DILATED: 1}
+_KEEPING = {OpType.RELU: "relu", OpType.LEAKY_RELU: "leaky_relu", OpType.TANH: "tanh", OpType.SINE: "sine",
+            OpType.DROPOUT: "dropout", OpType.IDENTITY: "identity", OpType.MAX_POOL: "max_pool",
+            OpType.ADAPTIVE_MAX_POOL: "max_pool", OpType.GLOBAL_MAX_POOL: "max_pool", OpType.AVG_POOL: "avg_pool",
+            OpType.ADAPTIVE_AVG_POOL: "avg_pool", OpType.GLOBAL_AVG_POOL: "avg_pool", OpType.MEAN: "avg_pool",
+            OpType.SUM: "avg_pool", OpType.FLATTEN: "layout", OpType.RESHAPE: "layout", OpType.PERMUTE: "layout",
+            OpType.TRANSPOSE: "layout"}
+
+
+def _use_of(node: RawNode, is_data: bool, axis: int, rank: int, whole: bool, kept: bool) -> str:
+    """How one op reads a group on one axis of one input, for sign/scale symmetries:
+
+    ``"contract"`` — the data input of a dense Linear/conv contracted along the group (a consumer layer);
+    ``"relu"``, ``"leaky_relu"``, ``"tanh"``, ``"sine"``, ``"dropout"``, ``"identity"``, ``"max_pool"``,
+    ``"avg_pool"`` (also means and sums over other axes), ``"layout"`` (reshape/flatten/permute) — an op
+    acting on each channel alone whose output still carries the group whole; ``"other:<fn>"`` otherwise
+    (adds, products, norms, attention, reductions over the channels, outputs, ops not followed ...).
+    """
+    if not whole:
+        return f"other:{node.fn}"
+    contracted = _CONTRACTING.get(node.op)
+    if contracted is not None and is_data and node.param_ids and axis == (rank - 1 if contracted < 0 else contracted):
+        return "contract"
+    label = _KEEPING.get(node.op)
+    if label is not None and kept and (is_data or label == "layout"):
+        return label
+    return f"other:{node.fn}"
+
+
 def _refs(obj: Any, depth: int = 0) -> list[Any]:
     """Every tensor reference inside a described argument structure, in order."""
     out: list[Any] = []
@@ -1607,7 +1673,7 @@ def _constraints_json(c: Constraints) -> dict[str, Any]:
             "fixed": {str(k): v for k, v in c.fixed.items()},
             "heads_fixed": {str(k): v for k, v in c.heads_fixed.items()},
             "dims_fixed": {str(k): v for k, v in c.dims_fixed.items()},
-            "bind": c.bind, "labels": c.labels}
+            "bind": c.bind, "labels": c.labels, "uses": {str(k): sorted(v) for k, v in c.uses.items()}}
 
 
 def layout_from_plan(plan: dict[str, Any]) -> Layout:
