@@ -71,6 +71,9 @@ if TYPE_CHECKING:
     from torch_geometric.data import Data
 
 GRAPH_FORMAT = "weightzoo.parameter_graph/1"
+#: the same file with edge features per kernel size (``save(..., edge_storage="kernels")``)
+GRAPH_FORMAT_KERNELS = "weightzoo.parameter_graph.kernels/1"
+EDGE_STORAGES = ("padded", "kernels")
 DEFAULT_MAX_KERNEL = (7, 7)
 #: Default edge window of transformer graphs: every weight is one value (ViT's patch conv is a Linear).
 TRANSFORMER_MAX_KERNEL = (1, 1)
@@ -174,6 +177,39 @@ def _kernel_run(layout: Layout, s: ParamSlot, t: torch.Tensor, mk: tuple[int, in
     buf = torch.empty(n, kr, kc, dtype=dtype)
     _place(buf, buf, layout, replace(s, edge_start=0), t, (kr, kc))
     return KernelRun(s.edge_start, n, (kr, kc), buf.view(n, kr * kc))
+
+
+def _kernel_spans(layout: Layout, mk: tuple[int, int]) -> list[tuple[int, int, tuple[int, int]]]:
+    """(first edge, count, kernel) of every tensor's edges and every structural edge block, by first edge."""
+    spans = [(s.edge_start, slot_edge_count(s), _slot_kernel(s, mk)) for s in layout.slots
+             if s.role in _EDGE_ROLES and slot_edge_count(s)]
+    spans += [(st.edge_start, st.count, (1, 1)) for st in layout.struct if st.count]
+    return sorted(spans)
+
+
+def _kernels_from_file(path: Any, meta: Mapping[str, str], tensors: Mapping[str, torch.Tensor], layout: Layout,
+                       mk: tuple[int, int]) -> EdgeKernels:
+    """The :class:`EdgeKernels` of a ``kernels`` graph file, checked against the layout its spec gives."""
+    try:
+        rows = json.loads(meta["edge_kernels"])
+        dtype = {"F32": torch.float32, "F64": torch.float64}[meta["edge_dtype"]]
+        runs = [KernelRun(int(a), int(n), (int(kr), int(kc)), tensors[f"kernels.{i}"] if stored else None)
+                for i, (a, n, kr, kc, stored) in enumerate(rows)]
+    except (KeyError, ValueError, TypeError) as exc:
+        raise CheckpointError(path, f"bad edge kernels: {exc!r}") from exc
+    struct_starts = {st.edge_start for st in layout.struct}
+    if [(r.start, r.count, r.kernel) for r in runs] != _kernel_spans(layout, mk):
+        raise CheckpointError(path, "edge kernels do not match the graph's spec")
+    for r in runs:
+        if r.values is None and r.start not in struct_starts:
+            raise CheckpointError(path, f"edge kernels at edge {r.start} have no values")
+        if r.values is not None and (r.values.dtype not in (torch.float32, dtype) or r.values.dim() != 2):
+            raise CheckpointError(path, f"edge kernels at edge {r.start} are {r.values.dtype}, "
+                                        f"{tuple(r.values.shape)}")
+    try:
+        return EdgeKernels(layout.num_edges, mk, runs, dtype)
+    except ValueError as exc:
+        raise CheckpointError(path, str(exc)) from exc
 
 
 def needs_recording(spec: Mapping[str, Any]) -> bool:
@@ -496,11 +532,7 @@ class ParameterGraph:
     def _edge_kernels(self) -> EdgeKernels:
         if self._kernels is not None:
             return self._kernels
-        mk = self.max_kernel
-        spans = [(s.edge_start, slot_edge_count(s), _slot_kernel(s, mk)) for s in self._layout.slots
-                 if s.role in _EDGE_ROLES and slot_edge_count(s)]
-        spans += [(st.edge_start, st.count, (1, 1)) for st in self._layout.struct if st.count]
-        return EdgeKernels.from_padded(self.edge_attr, mk, spans)
+        return EdgeKernels.from_padded(self.edge_attr, self.max_kernel, _kernel_spans(self._layout, self.max_kernel))
 
     def _padded_edge_attr(self) -> torch.Tensor:
         """:attr:`edge_attr` without keeping it (for writing a file from a graph stored per kernel size)."""
@@ -620,16 +652,34 @@ class ParameterGraph:
         return g
 
     # --- files -----------------------------------------------------------------------------------
-    def save(self, path: str | os.PathLike[str]) -> None:
+    def save(self, path: str | os.PathLike[str], *, edge_storage: str = "padded") -> None:
         """Write the graph as one safetensors file (tensors) with the spec, vocab version, max_kernel,
-        dtypes and metadata as JSON in its ``__metadata__``. Durable and atomic (:mod:`weightzoo.zoo.formats.durable`)."""
+        dtypes and metadata as JSON in its ``__metadata__``. Durable and atomic (:mod:`weightzoo.zoo.formats.durable`).
+
+        Args:
+            edge_storage: ``"padded"`` (default; format ``weightzoo.parameter_graph/1``: the ``[E, kh·kw]``
+                ``edge_attr``) or ``"kernels"`` (format ``weightzoo.parameter_graph.kernels/1``: one tensor of
+                unpadded kernels per tensor slot, about the size of the weights; :meth:`load` reads both).
+        """
         from safetensors.torch import save_file
 
-        tensors = {"edge_attr": self._padded_edge_attr().contiguous(), "node_values": self.node_values.contiguous(),
+        if edge_storage not in EDGE_STORAGES:
+            raise ValueError(f"ParameterGraph.save: edge_storage must be one of {EDGE_STORAGES}, got {edge_storage!r}")
+        tensors = {"node_values": self.node_values.contiguous(),
                    **{k: v.contiguous() for k, v in self._layout.edge_tensors.items()},
                    **{k: v.contiguous() for k, v in self._layout.node_tensors.items()},
                    **{f"buffer.{k}": v.contiguous() for k, v in self.buffers.items()}}
-        meta = {"format": GRAPH_FORMAT, "vocab_version": str(VOCAB_VERSION), "spec": json.dumps(self.spec),
+        extra: dict[str, str] = {}
+        if edge_storage == "padded":
+            tensors["edge_attr"] = self._padded_edge_attr().contiguous()
+        else:
+            ek = self._edge_kernels()
+            runs = sorted(ek.runs, key=lambda r: r.start)
+            tensors.update({f"kernels.{i}": r.values.contiguous() for i, r in enumerate(runs) if r.values is not None})
+            extra = {"edge_kernels": json.dumps([[r.start, r.count, *r.kernel, r.values is not None] for r in runs]),
+                     "edge_dtype": "F64" if ek.dtype == torch.float64 else "F32"}
+        meta = {"format": GRAPH_FORMAT if edge_storage == "padded" else GRAPH_FORMAT_KERNELS, **extra,
+                "vocab_version": str(VOCAB_VERSION), "spec": json.dumps(self.spec),
                 "max_kernel": json.dumps(list(self.max_kernel)), "dtypes": json.dumps(self.dtypes),
                 "node_value_columns": json.dumps(list(NODE_VALUE_COLUMNS)), "metadata": json.dumps(self.metadata),
                 "order": json.dumps(self.order), "aliases": json.dumps(self.aliases), "names": json.dumps(self._names)}
@@ -641,7 +691,7 @@ class ParameterGraph:
         """Read a graph written by :meth:`save`; raises :class:`~weightzoo.errors.CheckpointError` when
         the file is not one, has another vocab version, or disagrees with its own spec."""
         meta, tensors = read_graph_file(path)
-        if meta.get("format") != GRAPH_FORMAT:
+        if meta.get("format") not in (GRAPH_FORMAT, GRAPH_FORMAT_KERNELS):
             raise CheckpointError(path, f"not a ParameterGraph file (format {meta.get('format')!r})")
         if meta.get("vocab_version") not in {str(v) for v in COMPATIBLE_VOCAB_VERSIONS}:
             raise CheckpointError(path, f"vocab version {meta.get('vocab_version')} (this weightzoo reads "
@@ -660,12 +710,15 @@ class ParameterGraph:
             if k not in tensors or not torch.equal(tensors[k], v):
                 raise CheckpointError(path, f"{k} does not match the graph's spec")
         buffers = {k[len("buffer."):]: v for k, v in tensors.items() if k.startswith("buffer.")}
+        kernels = (_kernels_from_file(path, meta, tensors, layout, mk) if meta["format"] == GRAPH_FORMAT_KERNELS
+                   else None)
         try:
-            return cls(layout, edge_attr=tensors["edge_attr"], node_values=tensors["node_values"], max_kernel=mk,
-                       dtypes=dtypes, buffers=buffers, metadata=metadata, aliases=aliases, order=order, names=names)
+            return cls(layout, edge_attr=tensors["edge_attr"] if kernels is None else None, kernels=kernels,
+                       node_values=tensors["node_values"], max_kernel=mk, dtypes=dtypes, buffers=buffers,
+                       metadata=metadata, aliases=aliases, order=order, names=names)
         except (KeyError, ShapeMismatchError) as exc:
             raise CheckpointError(path, f"graph tensors do not fit the spec: {exc}") from exc
 
 
-__all__ = ["DEFAULT_MAX_KERNEL", "GRAPH_FORMAT", "NETWORKX_LIMIT", "PAD_AT_BUILD_VALUES", "TRANSFORMER_MAX_KERNEL",
-           "ParameterGraph", "is_transformer_spec", "needs_recording"]
+__all__ = ["DEFAULT_MAX_KERNEL", "EDGE_STORAGES", "GRAPH_FORMAT", "GRAPH_FORMAT_KERNELS", "NETWORKX_LIMIT",
+           "PAD_AT_BUILD_VALUES", "TRANSFORMER_MAX_KERNEL", "ParameterGraph", "is_transformer_spec", "needs_recording"]

@@ -177,3 +177,87 @@ def test_small_graphs_padded_at_build_agree_with_kernel_storage(name: str, monke
     a, b = eager.edge_kernels(), compact.edge_kernels()
     assert list(a) == list(b) and all(torch.equal(a[k][0], b[k][0]) and torch.equal(a[k][1], b[k][1]) for k in a)
     assert eager.edge_attr.dtype == compact.edge_attr.dtype and torch.equal(eager.edge_attr, compact.edge_attr)
+
+
+# --- files with edge features per kernel size (save(..., edge_storage="kernels")) ---------------------------
+
+
+def _rewrite(src: Path, dst: Path, *, meta: dict[str, str] | None = None,
+             tensors: dict[str, torch.Tensor] | None = None, drop: str | None = None) -> None:
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    with safe_open(str(src), "pt") as f:
+        m = dict(f.metadata())
+        t = {k: f.get_tensor(k) for k in f.keys()}
+    m.update(meta or {})
+    t.update(tensors or {})
+    if drop:
+        t.pop(drop)
+    save_file(t, str(dst), metadata=m)
+
+
+@pytest.mark.parametrize("name", ["resnet", "vit", "seq_model"])
+def test_kernel_files_round_trip_exactly(name: str, tmp_path: Path) -> None:
+    m, x = testbed.build(name)
+    g = ParameterGraph.from_module(m, x)
+    g.save(tmp_path / "k.safetensors", edge_storage="kernels")
+    g.save(tmp_path / "p.safetensors")
+    h = ParameterGraph.load(tmp_path / "k.safetensors")
+    assert h.edge_storage == "kernels"
+    _same_sd(h.to_state_dict(), m.state_dict())
+    assert torch.equal(h.edge_attr, ParameterGraph.load(tmp_path / "p.safetensors").edge_attr)
+    assert (tmp_path / "k.safetensors").stat().st_size < (tmp_path / "p.safetensors").stat().st_size
+    g.save(tmp_path / "k2.safetensors", edge_storage="kernels")  # from padded storage now: same runs
+    _same_sd(ParameterGraph.load(tmp_path / "k2.safetensors").to_state_dict(), m.state_dict())
+    with pytest.raises(ValueError, match="edge_storage"):
+        g.save(tmp_path / "x.safetensors", edge_storage="sparse")
+
+
+def test_tampered_kernel_files_are_refused(tmp_path: Path) -> None:
+    import json
+
+    from weightzoo.errors import CheckpointError
+
+    m, x = testbed.build("resnet")
+    g = ParameterGraph.from_module(m, x)
+    src = tmp_path / "k.safetensors"
+    g.save(src, edge_storage="kernels")
+    from safetensors import safe_open
+
+    with safe_open(str(src), "pt") as f:
+        rows = json.loads(f.metadata()["edge_kernels"])
+    moved = [list(r) for r in rows]
+    moved[0][1] += 1  # a run longer than its tensor
+    shrunk = [list(r) for r in rows]
+    shrunk[1][2], shrunk[1][3] = 1, 1  # a 3×3 run claiming 1×1 kernels
+    hollow = [list(r) for r in rows]
+    hollow[0][4] = False  # weights without values
+    bad = tmp_path / "bad.safetensors"
+    cases = [dict(meta={"edge_kernels": json.dumps(moved)}), dict(meta={"edge_kernels": json.dumps(shrunk)}),
+             dict(meta={"edge_kernels": json.dumps(hollow)}), dict(meta={"edge_kernels": "[[0]]"}),
+             dict(meta={"edge_dtype": "I8"}), dict(drop="kernels.0"),
+             dict(tensors={"kernels.0": torch.zeros(3, 2)}),
+             dict(tensors={"kernels.0": torch.zeros(rows[0][1], rows[0][2] * rows[0][3], dtype=torch.int32)})]
+    for case in cases:
+        _rewrite(src, bad, **case)  # type: ignore[arg-type]
+        with pytest.raises(CheckpointError):
+            ParameterGraph.load(bad)
+    _rewrite(src, bad)  # negative control: an untouched copy loads
+    _same_sd(ParameterGraph.load(bad).to_state_dict(), m.state_dict())
+
+
+def test_cli_writes_kernel_files(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from weightzoo.cli import main
+    from weightzoo.zoo.arch import spec_from_module
+    from weightzoo.zoo.store import Zoo
+
+    torch.manual_seed(0)
+    m = nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 2))
+    with Zoo.open(tmp_path / "zoo") as z:
+        z.ingest(m, name="tiny", spec=spec_from_module(m))
+    out = tmp_path / "g.safetensors"
+    assert main(["graph", "tiny", "--zoo", str(tmp_path / "zoo"), "--out", str(out), "--edge-storage", "kernels"]) == 0
+    g = ParameterGraph.load(out)
+    assert g.edge_storage == "kernels"
+    _same_sd(g.to_state_dict(), dict(m.state_dict()))
