@@ -191,3 +191,65 @@ def test_reasons_name_what_blocks_each_group() -> None:
         scale(m, example_input=x)
     with pytest.raises(ValueError, match="kind"):
         scaling_groups(lay, "rotate")
+
+
+def _sweep(m: nn.Module, x: object) -> int:
+    """Every eligible group of ``m`` transforms without changing outputs, the incoming side alone does change
+    them (negative control; for at least one group per transform — a group whose ReLUs are all off on the
+    example input cannot show it), and a module without eligible groups is refused with a typed error."""
+    from weightzoo.zoo.symmetry.permutation import fast_spec
+
+    if fast_spec(m) is not None:  # spec/family fast path: not a recorded layout
+        return 0
+    lay = recorded_layout(m, x)
+    found = 0
+    for kind, fn in (("flip", flip_signs), ("scale", scale)):
+        ok, _ = scaling_groups(lay, kind)
+        if not ok:
+            with pytest.raises(UnsupportedLayerError):
+                fn(m, example_input=x)
+            continue
+        found += len(ok)
+        assert check_symmetry(m, fn(m, torch.Generator().manual_seed(0), example_input=x), x, atol=1e-4, rtol=1e-4)
+        sd = m.state_dict()
+        visible = []
+        for g in ok:
+            n = lay.groups[g].size
+            f = -torch.ones(n, dtype=torch.float64) if kind == "flip" else torch.linspace(0.5, 2.0, n,
+                                                                                          dtype=torch.float64)
+            full = apply_recorded_scaling(lay, sd, {g: f})
+            incoming = {s.name for s in lay.slots if s.out_group == g}
+            half = {k: full[k] if k in incoming else v for k, v in sd.items()}
+            new = type(m)(m.config).eval() if hasattr(m, "config") else type(m)().eval()
+            new.load_state_dict(half)
+            visible.append(not check_symmetry(m, new, x))
+        assert any(visible), (type(m).__name__, kind)
+    return found
+
+
+@pytest.mark.parametrize("name", ["mlp_class", "densenet", "inception", "mobilenet_se", "swin_like", "resnet"])
+def test_test_bed_modules(name: str) -> None:
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).parents[1] / "graphs"))
+    import testbed
+
+    m, x = testbed.build(name)
+    assert (_sweep(m, x) > 0) == (name != "resnet")  # resnet: every conv feeds a BatchNorm
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("family", ["t5_encoder", "regnet", "resnet", "deit"])
+def test_transformers_families(family: str) -> None:
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    if importlib.util.find_spec("transformers") is None:
+        pytest.skip("transformers is not installed")
+    sys.path.insert(0, str(Path(__file__).parents[1] / "graphs"))
+    import testbed
+
+    m, x = testbed.build_hf(family)
+    assert (_sweep(m, x) > 0) == (family in ("t5_encoder", "regnet"))  # T5's ReLU FFN, RegNet's SE gates' ReLU
