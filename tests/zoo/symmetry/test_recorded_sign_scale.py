@@ -186,11 +186,30 @@ def test_reasons_name_what_blocks_each_group() -> None:
     assert "GELU" in by_label["fc2 (linear)"] or "gelu" in by_label["fc2 (linear)"]
     assert "fc4 (linear)" not in by_label  # returned: a network output, never transformed
     assert any("LayerNorm" in w or "tied" in w for w in by_label.values())
-    m, x = _build(BNNet)
-    with pytest.raises(UnsupportedLayerError, match="BatchNorm2d"):
-        scale(m, example_input=x)
     with pytest.raises(ValueError, match="kind"):
         scaling_groups(lay, "rotate")
+
+
+def test_factors_go_onto_the_affine_norm_after_a_layer() -> None:
+    m, x = _build(BNNet)
+    with torch.no_grad():  # non-trivial statistics, so the eval-mode norm depends on every tensor
+        m.bn.running_mean.uniform_(-0.5, 0.5)
+        m.bn.running_var.uniform_(0.5, 1.5)
+        m.bn.weight.uniform_(0.5, 1.5)
+    with pytest.raises(UnsupportedLayerError, match="read by relu"):
+        flip_signs(m, example_input=x)
+    new, factors = scale(m, torch.Generator().manual_seed(0), return_scales=True, example_input=x)
+    assert check_symmetry(m, new, x)
+    assert torch.equal(new.c1.weight, m.c1.weight) and torch.equal(new.bn.running_mean, m.bn.running_mean)
+    assert not torch.equal(new.bn.weight, m.bn.weight) and not torch.equal(new.fc.weight, m.fc.weight)
+    (g, f), = factors.items()
+    wrong = {k: v.clone() for k, v in m.state_dict().items()}  # negative control: the factor on the conv instead
+    wrong["c1.weight"] *= f.to(torch.float32).view(-1, 1, 1, 1)
+    wrong["c1.bias"] *= f.to(torch.float32)
+    wrong["fc.weight"] /= f.to(torch.float32)
+    bad = BNNet().eval()
+    bad.load_state_dict(wrong)
+    assert not check_symmetry(m, bad, x)
 
 
 def _sweep(m: nn.Module, x: object) -> int:
@@ -227,7 +246,8 @@ def _sweep(m: nn.Module, x: object) -> int:
     return found
 
 
-@pytest.mark.parametrize("name", ["mlp_class", "densenet", "inception", "mobilenet_se", "swin_like", "resnet"])
+@pytest.mark.parametrize("name", ["mlp_class", "densenet", "inception", "mobilenet_se", "swin_like", "resnet", "unet",
+                                  "convnext"])
 def test_test_bed_modules(name: str) -> None:
     import sys
     from pathlib import Path
@@ -236,11 +256,11 @@ def test_test_bed_modules(name: str) -> None:
     import testbed
 
     m, x = testbed.build(name)
-    assert (_sweep(m, x) > 0) == (name != "resnet")  # resnet: every conv feeds a BatchNorm
+    assert (_sweep(m, x) > 0) == (name != "convnext")  # ConvNeXt: GELU MLPs, LayerNorm, residuals only
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("family", ["t5_encoder", "regnet", "resnet", "deit"])
+@pytest.mark.parametrize("family", ["t5_encoder", "regnet", "resnet", "efficientnet", "deit"])
 def test_transformers_families(family: str) -> None:
     import importlib.util
     import sys
@@ -252,4 +272,4 @@ def test_transformers_families(family: str) -> None:
     import testbed
 
     m, x = testbed.build_hf(family)
-    assert (_sweep(m, x) > 0) == (family in ("t5_encoder", "regnet"))  # T5's ReLU FFN, RegNet's SE gates' ReLU
+    assert (_sweep(m, x) > 0) == (family != "deit")  # DeiT: GELU MLPs and pre-norm attention only
