@@ -659,14 +659,17 @@ class ParameterGraph:
         Args:
             edge_storage: ``"padded"`` (default; format ``weightzoo.parameter_graph/1``: the ``[E, kh·kw]``
                 ``edge_attr``) or ``"kernels"`` (format ``weightzoo.parameter_graph.kernels/1``: one tensor of
-                unpadded kernels per tensor slot, about the size of the weights; :meth:`load` reads both).
+                unpadded kernels per tensor slot and no edge structure, which the spec gives — about the
+                size of the weights; :meth:`load` reads both).
         """
         from safetensors.torch import save_file
 
         if edge_storage not in EDGE_STORAGES:
             raise ValueError(f"ParameterGraph.save: edge_storage must be one of {EDGE_STORAGES}, got {edge_storage!r}")
+        # kernel files leave out edge_index/edge_type/edge_layer (32 bytes per edge): the spec gives them
+        edges = self._layout.edge_tensors if edge_storage == "padded" else {}
         tensors = {"node_values": self.node_values.contiguous(),
-                   **{k: v.contiguous() for k, v in self._layout.edge_tensors.items()},
+                   **{k: v.contiguous() for k, v in edges.items()},
                    **{k: v.contiguous() for k, v in self._layout.node_tensors.items()},
                    **{f"buffer.{k}": v.contiguous() for k, v in self.buffers.items()}}
         extra: dict[str, str] = {}
@@ -706,12 +709,14 @@ class ParameterGraph:
             raise CheckpointError(path, f"bad graph metadata: {exc}") from exc
         if set(dtypes) != {s.name for s in layout.slots} | set(aliases):
             raise CheckpointError(path, "dtypes do not list the spec's tensors")
-        for k, v in layout.edge_tensors.items():
+        kernel_file = meta["format"] == GRAPH_FORMAT_KERNELS
+        if kernel_file and any(k in tensors for k in ("edge_index", "edge_type", "edge_layer")):
+            raise CheckpointError(path, "a kernel graph file carries no edge structure (its spec gives it)")
+        for k, v in ({} if kernel_file else layout.edge_tensors).items():
             if k not in tensors or not torch.equal(tensors[k], v):
                 raise CheckpointError(path, f"{k} does not match the graph's spec")
         buffers = {k[len("buffer."):]: v for k, v in tensors.items() if k.startswith("buffer.")}
-        kernels = (_kernels_from_file(path, meta, tensors, layout, mk) if meta["format"] == GRAPH_FORMAT_KERNELS
-                   else None)
+        kernels = _kernels_from_file(path, meta, tensors, layout, mk) if kernel_file else None
         try:
             return cls(layout, edge_attr=tensors["edge_attr"] if kernels is None else None, kernels=kernels,
                        node_values=tensors["node_values"], max_kernel=mk, dtypes=dtypes, buffers=buffers,

@@ -237,7 +237,7 @@ def test_tampered_kernel_files_are_refused(tmp_path: Path) -> None:
     cases = [dict(meta={"edge_kernels": json.dumps(moved)}), dict(meta={"edge_kernels": json.dumps(shrunk)}),
              dict(meta={"edge_kernels": json.dumps(hollow)}), dict(meta={"edge_kernels": "[[0]]"}),
              dict(meta={"edge_dtype": "I8"}), dict(drop="kernels.0"),
-             dict(tensors={"kernels.0": torch.zeros(3, 2)}),
+             dict(tensors={"kernels.0": torch.zeros(3, 2)}), dict(tensors={"edge_index": torch.zeros(2, 3).long()}),
              dict(tensors={"kernels.0": torch.zeros(rows[0][1], rows[0][2] * rows[0][3], dtype=torch.int32)})]
     for case in cases:
         _rewrite(src, bad, **case)  # type: ignore[arg-type]
