@@ -25,7 +25,8 @@ them with CNN graphs.
 
 Values are kept exactly (float32, or float64 when a tensor is float64; every narrower float embeds
 exactly) with each tensor's dtype, so :meth:`ParameterGraph.to_state_dict` is bit-exact. Memory is
-linear in the number of weights: ``E·prod(max_kernel)`` edge values plus ``2E`` indices, no dense N×N.
+linear in the number of weights, no dense N×N: edge features are kept per kernel size (about one copy of the
+weights, :mod:`.edge_kernels`) and padded to ``E·prod(max_kernel)`` values only when ``edge_attr`` is read.
 """
 
 from __future__ import annotations
@@ -167,7 +168,8 @@ def _slot_kernel(s: ParamSlot, mk: tuple[int, int]) -> tuple[int, int]:
 
 
 def _kernel_run(layout: Layout, s: ParamSlot, t: torch.Tensor, mk: tuple[int, int]) -> KernelRun:
-    """Slot ``s``'s edges as one run of unpadded kernels: :func:`_place` into a window the kernel's size."""
+    """Slot ``s``'s edges as one run of unpadded kernels (what :func:`_place` writes, in a window the
+    kernel's size)."""
     kr, kc = _slot_kernel(s, mk)
     n = slot_edge_count(s)
     dtype = torch.float64 if t.dtype == torch.float64 else torch.float32
@@ -241,7 +243,8 @@ class ParameterGraph:
     Attributes:
         spec (dict): the normalized architecture spec.
         max_kernel (tuple[int, int]): the kernel window every edge feature is padded to.
-        edge_attr (Tensor): ``[E, kh·kw]`` edge values (float32, float64 if a tensor was float64).
+        edge_attr (Tensor): ``[E, kh·kw]`` edge values (float32, float64 if a tensor was float64), padded
+            on first read (see :attr:`edge_storage`, :meth:`edge_kernels`).
         node_values (Tensor): ``[N, 5]`` bias / norm weight / norm bias / running mean / running var.
         dtypes (dict[str, str]): each covered tensor's dtype code (``F32``, ``BF16`` ...).
         buffers (dict[str, Tensor]): integer buffers kept verbatim (``num_batches_tracked``).
@@ -381,7 +384,8 @@ class ParameterGraph:
         else:
             runs += [KernelRun(st.edge_start, st.count, (1, 1), None) for st in layout.struct]  # value 1, centre
             kernels = EdgeKernels(layout.num_edges, mk, [r for r in runs if r.count], value_dtype)
-        return cls(layout, edge_attr=edge_attr, kernels=kernels, node_values=node_values, max_kernel=mk, dtypes=dtypes, buffers=buffers, metadata=metadata, aliases=aliases,
+        return cls(layout, edge_attr=edge_attr, kernels=kernels, node_values=node_values, max_kernel=mk,
+                   dtypes=dtypes, buffers=buffers, metadata=metadata, aliases=aliases,
                    order=[k for k in keys if k in covered], names=names)
 
     @classmethod
