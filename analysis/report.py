@@ -9,8 +9,9 @@ a ``data:`` URI, styles are inline, nothing is fetched from the network. Section
 * **Filter statistics** — CNN Filter DB metrics of every 3×3 conv layer against depth, and the PCA
   basis of the filters.
 * **Task vectors** — cosine similarity of the task vectors of fine-tunes (child − recorded parent).
-* **Learned results** — every run folder given (``runs/NAME`` with ``seed-K/`` subfolders, or one
-  seed folder): the metrics JSON files it holds, mean ± std over seeds, beside each other.
+* **Learned results** — every run folder given, in the layouts the trainers write: ``runs/NAME/seed-K/``
+  (metanetworks, GHNs), ``runs/NAME/seed<K>/<kind>/`` (nowcasters: one model per kind and seed), or a
+  single folder: the metrics JSON files it holds, mean ± std over seeds, beside each other.
 
 A section without data says so in one sentence. The figures use matplotlib's ``Agg`` back end.
 """
@@ -23,6 +24,7 @@ import io
 import json
 import math
 import os
+import re
 import tempfile
 import time
 from collections import Counter
@@ -106,6 +108,28 @@ def _empty(key: str, title: str, sentence: str) -> Section:
 # --- sections -------------------------------------------------------------------------------------------
 
 
+def source_label(source: str | None) -> str:
+    """Where a model came from, short enough for a chart: a Hub download, a local folder, or the ingest kind."""
+    if not source:
+        return "unknown"
+    if "/models--" in source or "\\models--" in source:
+        return "Hub download"
+    if os.path.isabs(source):
+        return "local files"
+    return source
+
+
+def architecture_label(name: str, architecture: str | None, model_type: str | None, spec: Any) -> str:
+    """The class a config names; else the spec's kind, grouped by the model name's folder (``digits-cnn/…``)."""
+    if architecture or model_type:
+        return str(architecture or model_type)
+    if isinstance(spec, Mapping) and spec.get("format"):
+        kind = {"weightzoo.arch/1": "layer spec", "weightzoo.cells/1": "cell spec"}.get(str(spec["format"]), "spec")
+        group = name.split("/", 1)[0] if "/" in name else None
+        return f"{group} ({kind})" if group else kind
+    return "unknown"
+
+
 def overview_section(zoo: Any) -> Section:
     """Counts, sizes, deduplication saving, formats/sources/architectures, largest models."""
     stats = zoo.stats()
@@ -122,8 +146,9 @@ def overview_section(zoo: Any) -> Section:
              ("unique blobs", f"{stats['blobs']:,}")]
     body = _table(["", "value"], facts)
     counts = {"format": Counter(m.format or "unknown" for m in models),
-              "source": Counter(m.source or "unknown" for m in models),
-              "architecture": Counter(m.architecture or m.model_type or "unknown" for m in models)}
+              "source": Counter(source_label(m.source) for m in models),
+              "architecture": Counter(architecture_label(m.name, m.architecture, m.model_type, m.spec)
+                                      for m in models)}
     plt = _plt()
     fig, axes = plt.subplots(1, 3, figsize=(11, 2.8))
     for ax, (what, c) in zip(axes, counts.items()):
@@ -136,7 +161,7 @@ def overview_section(zoo: Any) -> Section:
     largest = sorted(models, key=lambda m: (-int(m.nbytes or 0), m.ref))[:10]
     body += "<h3>Largest models</h3>" + _table(
         ["model", "architecture", "parameters", "size", "ingested"],
-        [(m.ref, m.architecture or m.model_type or "-", f"{int(m.parameter_count or 0):,}", _size(int(m.nbytes or 0)),
+        [(m.ref, architecture_label(m.name, m.architecture, m.model_type, m.spec), f"{int(m.parameter_count or 0):,}", _size(int(m.nbytes or 0)),
           "yes" if m.ingested else "metadata only") for m in largest])
     return Section("overview", "Zoo overview", body, has_data=True, figures=1)
 
@@ -308,34 +333,83 @@ def _metrics_file(folder: Path) -> Path | None:
     return None
 
 
+_SEED_FOLDER = re.compile(r"^seed-?(\d+)$")
+
+
+def _read_metrics(mf: Path, errors: list[str]) -> Mapping[str, Any] | None:
+    try:
+        data = json.loads(mf.read_text())
+    except (OSError, ValueError) as e:
+        errors.append(f"{mf}: {e}")
+        return None
+    if not isinstance(data, Mapping):
+        errors.append(f"{mf}: not a JSON object")
+        return None
+    return data
+
+
+def _seed_folders(folder: Path) -> list[Path]:
+    """``seed-K`` (metanetworks, GHNs) or ``seedK`` (nowcasters) subfolders, by seed number."""
+    found = [(int(m.group(1)), p) for p in folder.iterdir() if p.is_dir() and (m := _SEED_FOLDER.match(p.name))]
+    return [p for _, p in sorted(found, key=lambda t: (t[0], t[1].name))]
+
+
 def read_run(path: str | os.PathLike[str]) -> dict[str, Any]:
     """A run folder's metrics: ``{"name", "seeds": {seed: metrics}, "info": {...}}``.
 
-    ``runs/NAME/seed-K/metrics.json`` (several seeds) or ``runs/NAME/metrics.json`` (one). Unreadable or
+    Layouts: ``runs/NAME/seed-K/metrics.json`` or ``runs/NAME/seedK/metrics.json`` (several seeds);
+    ``runs/NAME/seedK/KIND/metrics.json`` (one model per kind and seed, as ``weightzoo nowcast train``
+    writes: the metrics are prefixed ``KIND.``); or ``runs/NAME/metrics.json`` (one). Unreadable or
     non-JSON files are reported in ``"errors"`` rather than raised, so one bad run does not hide the rest.
     """
     folder = Path(path)
     seeds: dict[str, dict[str, float]] = {}
     info: dict[str, Any] = {}
     errors: list[str] = []
-    folders = sorted(p for p in folder.glob("seed-*") if p.is_dir()) if folder.is_dir() else []
+    kinds: list[str] = []
+    folders = _seed_folders(folder) if folder.is_dir() else []
     for f in folders or ([folder] if folder.is_dir() else []):
         mf = _metrics_file(f)
-        if mf is None:
-            continue
-        try:
-            data = json.loads(mf.read_text())
-        except (OSError, ValueError) as e:
-            errors.append(f"{mf}: {e}")
-            continue
-        if not isinstance(data, Mapping):
-            errors.append(f"{mf}: not a JSON object")
-            continue
-        for key in ("model", "kind", "task", "dataset", "target", "split"):
-            if isinstance(data.get(key), str):
-                info.setdefault(key, data[key])
-        seeds[f.name if f is not folder else "-"] = _numeric_leaves(data)
+        if mf is not None:
+            files = [(mf, "")]
+        else:  # one subfolder per model kind (nowcasters): seedK/graph/metrics.json, seedK/linear/metrics.json
+            files = [(m, f"{sub.name}.") for sub in sorted(p for p in f.iterdir() if p.is_dir())
+                     if (m := _metrics_file(sub)) is not None]
+        metrics: dict[str, float] = {}
+        for file, prefix in files:
+            data = _read_metrics(file, errors)
+            if data is None:
+                continue
+            if prefix and prefix[:-1] not in kinds:
+                kinds.append(prefix[:-1])
+            for key in ("model", "kind", "task", "dataset", "target", "split"):
+                if isinstance(data.get(key), str) and not prefix:
+                    info.setdefault(key, data[key])
+            metrics.update(_numeric_leaves(data, prefix))
+        if metrics:
+            seeds[f.name if f is not folder else "-"] = metrics
+    if kinds:
+        info.setdefault("kinds", ", ".join(kinds))
     return {"name": folder.name, "path": str(folder), "seeds": seeds, "info": info, "errors": errors}
+
+
+#: Leaf names shown first in a run's table (then test before validation before the rest).
+HEADLINE_METRICS = ("kendall_tau", "tau", "accuracy", "best_val_accuracy", "r2", "mse", "loss", "relative_error",
+                    "fewer_steps", "edge_accuracy", "direction_accuracy")
+#: Top-level keys that record how a run was made, not what it measured (left out of the tables).
+_SETTINGS_KEYS = frozenset({"config", "settings", "data", "images", "archs", "history", "seed"})
+
+
+def _is_setting(key: str) -> bool:
+    parts = key.split(".")
+    return parts[0] in _SETTINGS_KEYS or parts[-1] == "seed" or (len(parts) > 1 and parts[1] in _SETTINGS_KEYS)
+
+
+def _metric_rank(key: str) -> tuple[int, int]:
+    parts = key.split(".")
+    headline = parts[-1] in HEADLINE_METRICS or parts[-1].startswith(("map@", "mrr@", "ndcg@"))
+    split = 0 if "test" in parts else 1 if "val" in parts else 2
+    return (0 if headline else 1, split)
 
 
 def runs_section(runs: Sequence[str | os.PathLike[str]], *, max_metrics: int = 12) -> Section:
@@ -352,8 +426,7 @@ def runs_section(runs: Sequence[str | os.PathLike[str]], *, max_metrics: int = 1
             parts.append(f"<h3>{_esc(run['name'])}</h3><p class=\"empty\">{_esc(why)}</p>")
             continue
         keys = sorted(set().union(*(m.keys() for m in run["seeds"].values())))
-        preferred = [k for k in keys if k.split(".")[-1] in ("kendall_tau", "tau", "accuracy", "r2", "mse", "loss")]
-        keys = (preferred + [k for k in keys if k not in preferred])[:max_metrics]
+        keys = sorted((k for k in keys if not _is_setting(k)), key=_metric_rank)[:max_metrics]
         rows = []
         for k in keys:
             vals = [m[k] for m in run["seeds"].values() if k in m]
@@ -426,5 +499,5 @@ def build_report(zoo: ZooLike, out: str | os.PathLike[str], *, runs: Sequence[st
     return out, sections
 
 
-__all__ = ["METRICS_FILES", "Section", "build_report", "filters_section", "lineage_edges", "lineage_section",
+__all__ = ["HEADLINE_METRICS", "METRICS_FILES", "Section", "build_report", "filters_section", "lineage_edges", "lineage_section",
            "overview_section", "read_run", "render_html", "runs_section", "task_vector_section"]

@@ -224,7 +224,8 @@ def _to_item(it: ModelItem) -> dict[str, Any]:
     import torch
 
     # Arrays from Ray's object store are read-only views: copy those (torch wants writable memory).
-    return {"source": {k: torch.from_numpy(np.ascontiguousarray(v) if v.flags.writeable else v.copy())
+    # ``np.require`` keeps 0-d arrays 0-d (``np.ascontiguousarray`` would turn a BatchNorm counter into [1]).
+    return {"source": {k: torch.from_numpy(np.require(v, requirements="C") if v.flags.writeable else v.copy())
                        for k, v in it.state.items()},
             "name": it.name, "spec": it.spec, "metadata": it.metadata, "library": "torch"}
 

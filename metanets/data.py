@@ -219,8 +219,8 @@ class GraphCache:
             raise DatasetError(f"model {name!r} has no architecture spec, so it has no ParameterGraph")
         sd: Mapping[str, torch.Tensor] = self.zoo.state_dict(rec.ref)
         if any(k.endswith("num_batches_tracked") for k in sd.keys()):
-            # the digits-cnn-wild builder (recipe 1) stores BatchNorm's scalar counter as shape [1]; the spec
-            # says []. Same value, so reshape instead of refusing every batch-norm network of those zoos.
+            # zoos built before the builder kept 0-d arrays 0-d store BatchNorm's scalar counter as shape [1];
+            # the spec says []. Same value, so reshape instead of refusing every batch-norm network of those zoos.
             sd = {k: v.reshape(()) if k.endswith("num_batches_tracked") and v.numel() == 1 else v for k, v in sd.items()}
         g = ParameterGraph.from_spec(rec.spec, sd, max_kernel=self.max_kernel)
         if self.write:

@@ -14,7 +14,7 @@ import pytest
 import torch
 from torch import nn
 
-from weightzoo.analysis.report import build_report, read_run
+from weightzoo.analysis.report import build_report, read_run, runs_section
 from weightzoo.cli import main
 from weightzoo.errors import InvalidOptionError
 from weightzoo.zoo.store import Zoo
@@ -104,6 +104,43 @@ def test_read_run_averages_seed_folders(tmp_path: Path) -> None:
     assert read_run(broken)["errors"] and not read_run(broken)["seeds"]
 
 
+def test_read_run_reads_the_nowcast_layout(tmp_path: Path) -> None:
+    """``weightzoo nowcast train`` writes OUT/seed<k>/<kind>/metrics.json: one model per kind and seed."""
+    root = tmp_path / "runs" / "nowcast"
+    for seed in (0, 1):
+        for kind, loss in (("graph", 0.2), ("linear", 0.3)):
+            (root / f"seed{seed}" / kind).mkdir(parents=True)
+            (root / f"seed{seed}" / kind / "metrics.json").write_text(json.dumps(
+                {"kind": kind, "val": {"loss": loss + seed / 10, "relative_error": 0.9}, "seed": seed}))
+    (root / "run.json").write_text(json.dumps({"settings": {}}))
+    run = read_run(root)
+    assert list(run["seeds"]) == ["seed0", "seed1"]
+    assert run["seeds"]["seed1"]["graph.val.loss"] == pytest.approx(0.3)
+    assert run["seeds"]["seed0"]["linear.val.loss"] == pytest.approx(0.3)
+    assert run["info"]["kinds"] == "graph, linear" and "kind" not in run["info"]
+    out, sections = build_report(_empty_zoo(tmp_path), tmp_path / "r.html", runs=[root])
+    assert sections[-1].has_data
+    assert "graph.val.loss" in out.read_text() and "0.25 ± 0.071" in out.read_text()
+    assert "graph.seed" not in out.read_text()
+
+
+def test_runs_table_leads_with_test_metrics_and_leaves_settings_out(tmp_path: Path) -> None:
+    run = tmp_path / "runs" / "gmn"
+    (run / "seed-0").mkdir(parents=True)
+    (run / "seed-0" / "metrics.json").write_text(json.dumps(
+        {"model": "gmn", "config": {"epochs": 60, "lr": 1e-3}, "data": {"train": 120}, "wall_seconds": 3.5,
+         "val": {"kendall_tau": 0.5}, "test": {"kendall_tau": 0.6, "r2": 0.3}, "seed": 0}))
+    html = runs_section([run]).body
+    rows = re.findall(r"<tr><td>([^<]+)</td>", html)
+    assert rows == ["test.kendall_tau", "test.r2", "val.kendall_tau", "wall_seconds"]
+
+
+def _empty_zoo(tmp_path: Path) -> Path:
+    with Zoo.open(tmp_path / "empty-zoo"):
+        pass
+    return tmp_path / "empty-zoo"
+
+
 def test_report_cli(lineage_zoo: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "cli.html"
     assert main(["report", "--zoo", str(lineage_zoo), "--out", str(out), "--json"]) == 0
@@ -148,3 +185,16 @@ def test_report_renders_in_headless_chromium(lineage_zoo: Path, tmp_path: Path) 
     res = subprocess.run([*flags, f"--screenshot={shot}", "--window-size=1200,2400", out.as_uri()],
                          capture_output=True, text=True, timeout=120)
     assert res.returncode == 0 and shot.is_file() and shot.stat().st_size > 20_000, res.stderr[-2000:]
+
+
+def test_overview_labels_name_hub_downloads_and_spec_groups() -> None:
+    from weightzoo.analysis.report import architecture_label, source_label
+
+    assert source_label("/x/hf-cache/models--org--m/snapshots/abc") == "Hub download"
+    assert source_label("/data/my-checkpoints/run3") == "local files"
+    assert source_label("state-dict") == "state-dict" and source_label(None) == "unknown"
+    spec = {"format": "weightzoo.arch/1", "layers": []}
+    assert architecture_label("digits-cnn/n00001-e00", None, None, spec) == "digits-cnn (layer spec)"
+    assert architecture_label("archs/a00001", None, None, {"format": "weightzoo.cells/1"}) == "archs (cell spec)"
+    assert architecture_label("m", "BertModel", "bert", spec) == "BertModel"
+    assert architecture_label("m", None, None, None) == "unknown"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -103,5 +104,20 @@ def test_demo_runs_end_to_end(tmp_path: Path, minilm_dir: Path) -> None:
     assert res.returncode == 0, res.stderr
     assert "clean" in res.stdout and "all-MiniLM-L6-v2" in res.stdout and "digits-cnn" in res.stdout
     assert "2 lineage edges from cards" in res.stdout and "unchanged: True" in res.stdout
+    out = res.stdout
+    steps = re.findall(r"^\[\d+/(\d+)\]", out, re.M)
+    assert len(steps) == int(steps[0]) == len(re.findall(r"\(\d+\.\d s; \d+ s in all\)", out))  # each step's time
+    # the learned steps: what each measured, beside its baseline
+    assert re.search(r"gmn \(graph metanetwork\), 1 seed\(s\): .* τ (-?\d\.\d+|nan) over every checkpoint of the held-out", out)
+    assert "statnn (StatNN baseline" in out
+    assert "GatedResidualCNN (a class-based module): 100% of parameter tensors predicted; zero-shot accuracy GHN" in out
+    assert re.search(r"nowcasters \(history 5 .* validation loss graph \d\.\d+, mlp \d\.\d+, linear \d\.\d+", out)
+    assert re.search(r"100 Adam steps: .*graph -?\d+ % fewer steps", out)
+    assert re.search(r"wl encoder, family retrieval over \d+ architectures: MAP@5 \d\.\d+", out)
+    assert re.search(r"ops encoder, family retrieval", out) and "GatedResidualCNN (a class-based module) → archs/" in out
+    assert re.search(r"against the \d+ declared edges: edge accuracy \d+ %", out)
     report = (tmp_path / "demo" / "report.html").read_text()
     assert report.count("data:image/png;base64,") >= 5
+    for run in ("metanet-gmn", "metanet-statnn", "ghn", "nowcast", "retrieval", "lineage-inference"):
+        assert f"<h3>{run}</h3>" in report, run
+    assert "graph.val.loss" in report  # the nowcast layout (seed0/graph/metrics.json) is read

@@ -126,3 +126,21 @@ def test_process_pool_gives_the_same_zoo_as_in_process(tmp_path: Path) -> None:
         for m in a.models():
             assert [t.hash for t in a.tensors(m.name)] == [t.hash for t in b.tensors(m.name)]
             assert m.metadata == b.model(m.name).metadata
+
+
+def test_items_keep_zero_dim_tensors_zero_dim() -> None:
+    """A BatchNorm counter is a 0-d tensor: the item handed to the store must keep shape [] (not [1])."""
+    import numpy as np
+
+    from weightzoo.datasets.builder import ModelItem, _to_item
+
+    state = {"w": np.ones((2, 3), np.float32), "bn.num_batches_tracked": np.array(7, np.int64),
+             "w_t": np.ones((3, 2), np.float32).T}
+    frozen = {k: v.copy() for k, v in state.items()}
+    for v in frozen.values():
+        v.flags.writeable = False
+    for src in (state, frozen):
+        out = _to_item(ModelItem("m", src, None, {}))["source"]
+        assert out["bn.num_batches_tracked"].shape == ()
+        assert int(out["bn.num_batches_tracked"]) == 7
+        assert out["w"].shape == (2, 3) and out["w_t"].shape == (2, 3) and out["w_t"].is_contiguous()

@@ -25,6 +25,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--spec", metavar="SPEC.json", help="architecture spec of a checkpoint path (zoo models have theirs)")
     p.add_argument("--max-kernel", type=int, nargs="+", metavar="K", default=None,
                    help="kernel window every edge is padded to: K or KH KW (default 7 7; 1 1 for transformers)")
+    p.add_argument("--edge-storage", choices=["padded", "kernels"], default="padded",
+                   help="--out file layout: padded kernel windows (format v1, default) or unpadded kernels per "
+                        "tensor (about the size of the weights)")
     p.add_argument("--skip-unsupported", action="store_true",
                    help="leave out layers the graph does not cover (listed) instead of failing")
     add_json(p)
@@ -54,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
         if zoo is not None:
             zoo.close()
     if args.out:
-        graph.save(args.out)
+        graph.save(args.out, edge_storage=args.edge_storage)
     summary = {"model": ref, "kind": args.kind, **graph.summary(), "out": args.out}
     if args.json:
         print_json(summary)

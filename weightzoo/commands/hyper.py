@@ -12,6 +12,8 @@ from typing import Any
 from weightzoo.errors import HyperNetworkError, InvalidOptionError
 
 from ._common import add_json, add_zoo, print_json
+from .nowcast import add_eval_parser as add_nowcast_eval
+from .nowcast import add_train_parser as add_nowcast_train
 
 TASKS = ("digits",)
 
@@ -53,6 +55,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     pr.add_argument("--strict", action="store_true", help="fail if some parameter cannot be predicted")
     add_json(pr)
     pr.set_defaults(func=run_predict)
+    # nowcasting lives under `weightzoo nowcast`; the hypernetwork command names it too (same parsers)
+    add_nowcast_train(hsub, "nowcast-train")
+    add_nowcast_eval(hsub, "nowcast-eval")
     p.set_defaults(func=lambda args: (p.print_help(sys.stderr), 2)[1])
 
 

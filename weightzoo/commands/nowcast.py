@@ -16,8 +16,14 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                        description="Nowcasting (NiNo style): a graph network reads a network's last parameter states "
                        "and predicts them steps ahead; NowcastOptimizer jumps there during training.")
     nsub = p.add_subparsers(dest="nowcast_command", metavar="SUBCOMMAND")
+    add_train_parser(nsub, "train")
+    add_eval_parser(nsub, "eval")
+    p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
 
-    t = nsub.add_parser("train", help="train graph / MLP / linear nowcasters on a trajectory zoo")
+
+def add_train_parser(sub: argparse._SubParsersAction, name: str) -> None:  # type: ignore[type-arg]
+    """``nowcast train`` (also ``hyper nowcast-train``: one parser, two names)."""
+    t = sub.add_parser(name, help="train graph / MLP / linear nowcasters on a trajectory zoo")
     add_zoo(t, required=True)
     t.add_argument("--dataset", default="digits-cnn", help="a dataset built with --trajectory-every (default digits-cnn)")
     t.add_argument("--out", required=True, metavar="DIR", help="run folder (OUT/seed<k>/<kind>/)")
@@ -40,7 +46,10 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     add_json(t)
     t.set_defaults(func=run_train)
 
-    e = nsub.add_parser("eval", help="steps to Adam's final validation loss with and without nowcasting")
+
+def add_eval_parser(sub: argparse._SubParsersAction, name: str) -> None:  # type: ignore[type-arg]
+    """``nowcast eval`` (also ``hyper nowcast-eval``)."""
+    e = sub.add_parser(name, help="steps to Adam's final validation loss with and without nowcasting")
     e.add_argument("run", metavar="RUN", help="a run folder written by `weightzoo nowcast train`")
     e.add_argument("--task", default="digits-cnn", choices=("digits-cnn", "digits-cnn-wild", "digits-mlp", "digits-subset"))
     e.add_argument("--seeds", nargs="+", type=int, default=None, help="nowcaster seeds (default: all in RUN)")
@@ -51,7 +60,6 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     e.add_argument("--out", default=None, metavar="FILE", help="also write the full results (curves included) as JSON")
     add_json(e)
     e.set_defaults(func=run_eval)
-    p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
 
 
 def run_train(args: argparse.Namespace) -> int:

@@ -99,6 +99,10 @@ class Constraints:
     heads_fixed: dict[int, str] = field(default_factory=dict)  # group -> why its heads may not move
     dims_fixed: dict[int, str] = field(default_factory=dict)  # group -> why dims inside its heads may not move
     bind: dict[str, list[int | None]] = field(default_factory=dict)  # tensor -> group of each axis
+    #: group -> how ops read values carrying it, ``"<use>@<node that made the value>"`` (:func:`_use_of`;
+    #: sign/scale symmetries need it)
+    uses: dict[int, set[str]] = field(default_factory=dict)
+    made: dict[int, int] = field(default_factory=dict)  # group -> the node of the dense layer that outputs it
     labels: list[str] = field(default_factory=list)  # group -> where it comes from (module path and op)
 
 
@@ -390,11 +394,47 @@ class _Builder:
     # --- the pass -------------------------------------------------------------------------------------
     def run(self) -> None:
         for i, node in enumerate(self.rec.nodes):
+            seen = self.carried(node)
             try:
                 self.node(i, node)
             except _Opaque as exc:
                 self.opaque(i, node, str(exc))
+            self.note_uses(i, node, seen)
         self.leftovers()
+
+    def carried(self, node: RawNode) -> list[tuple[bool, int, int, int, bool, int]]:
+        """(is the data argument, axis, rank, group, whole axis, node that made the value) for every group the
+        node's inputs carry."""
+        d = node.detail or {}
+        args, kwargs = d.get("args", ()), d.get("kwargs", {})
+        data = args[0] if args else next(iter(kwargs.values()), None)
+        out = []
+        for ref in _refs(d):
+            v = self.value(ref) if ref[0] == "v" else None
+            if v is None:
+                continue
+            for a, ax in enumerate(v.axes):
+                segs = ax or ()
+                for g, part in segs:
+                    out.append((ref == data, a, len(v.shape), g, part == "full" and len(segs) == 1, v.node))
+        return out
+
+    def note_uses(self, i: int, node: RawNode, seen: list[tuple[bool, int, int, int, bool, int]]) -> None:
+        """Record how node ``i`` reads each group its inputs carry (:attr:`Constraints.uses`)."""
+        if not seen:
+            return
+        kept: set[int] = set()  # groups (or the channels of flattened groups) the outputs still carry whole
+        for k in range(len(node.out_shapes)):
+            v = self.values.get((i, k))
+            for ax in (v.axes if v is not None else ()):
+                if ax is not None and len(ax) == 1 and ax[0][1] == "full":
+                    g = ax[0][0]
+                    kept.add(g)
+                    cg = self.groups[g].channel_group
+                    if self.groups[g].kind == NodeType.FLATTEN and cg is not None:
+                        kept.add(cg)
+        for is_data, axis, rank, g, whole, src in seen:
+            self.c.uses.setdefault(g, set()).add(f"{_use_of(node, is_data, axis, rank, whole, g in kept)}@{src}")
 
     def value(self, ref: Any) -> _Value | None:
         if isinstance(ref, tuple) and ref and ref[0] == "v":
@@ -521,6 +561,7 @@ class _Builder:
         gin = self.need_group(v, axis, where)
         out_shape = tuple(self.rec.nodes[i].out_shapes[0])
         gout = self.group(n_out, NodeType.HIDDEN, f"{where or '<root>'} ({'linear'})")
+        self.c.made[gout] = i
         if self.bind(w, [gin, gout] if in_major else [gout, gin], where):
             self.slots.append(ParamSlot(self.pname(w), "weight", wshape, out_group=gout, in_group=gin,
                                         edge_type=etype, edge_start=self.n_edges, in_major=in_major))
@@ -538,6 +579,7 @@ class _Builder:
         groups, transposed = int(m.groups), bool(m.transposed)
         gin = self.need_group(v, 1, where)
         gout = self.group(int(m.out_channels), NodeType.HIDDEN, f"{where} (conv)", mode="channels")
+        self.c.made[gout] = i
         etype = EdgeType.CONV1D if len(m.kernel_size) == 1 else EdgeType.CONV2D
         if groups == 1:
             binding: list[int | None] = [gin, gout] if transposed else [gout, gin]
@@ -1420,6 +1462,37 @@ class _Opaque(Exception):
     """An op the analysis does not follow (handled conservatively)."""
 
 
+_CONTRACTING = {OpType.LINEAR: -1, OpType.CONV: 1, OpType.CONV_POINTWISE: 1, OpType.CONV_DILATED: 1}
+_KEEPING = {OpType.RELU: "relu", OpType.LEAKY_RELU: "leaky_relu", OpType.TANH: "tanh", OpType.SINE: "sine",
+            OpType.DROPOUT: "dropout", OpType.IDENTITY: "identity", OpType.MAX_POOL: "max_pool",
+            OpType.ADAPTIVE_MAX_POOL: "max_pool", OpType.GLOBAL_MAX_POOL: "max_pool", OpType.AVG_POOL: "avg_pool",
+            OpType.ADAPTIVE_AVG_POOL: "avg_pool", OpType.GLOBAL_AVG_POOL: "avg_pool", OpType.MEAN: "avg_pool",
+            OpType.SUM: "avg_pool", OpType.FLATTEN: "layout", OpType.RESHAPE: "layout", OpType.PERMUTE: "layout",
+            OpType.TRANSPOSE: "layout", OpType.BATCH_NORM: "norm", OpType.LAYER_NORM: "norm", OpType.GROUP_NORM: "norm",
+            OpType.RMS_NORM: "norm", OpType.INSTANCE_NORM: "norm"}
+
+
+def _use_of(node: RawNode, is_data: bool, axis: int, rank: int, whole: bool, kept: bool) -> str:
+    """How one op reads a group on one axis of one input, for sign/scale symmetries:
+
+    ``"contract"`` — the data input of a dense Linear/conv contracted along the group (a consumer layer);
+    ``"relu"``, ``"leaky_relu"``, ``"tanh"``, ``"sine"``, ``"dropout"``, ``"identity"``, ``"max_pool"``,
+    ``"avg_pool"`` (also means and sums over other axes), ``"layout"`` (reshape/flatten/permute), ``"norm"``
+    (a norm whose output keeps the group) — an op acting on each channel alone (a norm: its affine part)
+    whose output still carries the group whole; ``"other:<fn>"`` otherwise
+    (adds, products, norms, attention, reductions over the channels, outputs, ops not followed ...).
+    """
+    if not whole:
+        return f"other:{node.fn}"
+    contracted = _CONTRACTING.get(node.op)
+    if contracted is not None and is_data and node.param_ids and axis == (rank - 1 if contracted < 0 else contracted):
+        return "contract"
+    label = _KEEPING.get(node.op)
+    if label is not None and kept and (is_data or label == "layout"):
+        return label
+    return f"other:{node.fn}"
+
+
 def _refs(obj: Any, depth: int = 0) -> list[Any]:
     """Every tensor reference inside a described argument structure, in order."""
     out: list[Any] = []
@@ -1607,7 +1680,8 @@ def _constraints_json(c: Constraints) -> dict[str, Any]:
             "fixed": {str(k): v for k, v in c.fixed.items()},
             "heads_fixed": {str(k): v for k, v in c.heads_fixed.items()},
             "dims_fixed": {str(k): v for k, v in c.dims_fixed.items()},
-            "bind": c.bind, "labels": c.labels}
+            "bind": c.bind, "labels": c.labels, "uses": {str(k): sorted(v) for k, v in c.uses.items()},
+            "made": {str(k): v for k, v in c.made.items()}}
 
 
 def layout_from_plan(plan: dict[str, Any]) -> Layout:

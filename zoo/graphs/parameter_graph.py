@@ -25,7 +25,8 @@ them with CNN graphs.
 
 Values are kept exactly (float32, or float64 when a tensor is float64; every narrower float embeds
 exactly) with each tensor's dtype, so :meth:`ParameterGraph.to_state_dict` is bit-exact. Memory is
-linear in the number of weights: ``E·prod(max_kernel)`` edge values plus ``2E`` indices, no dense N×N.
+linear in the number of weights, no dense N×N: edge features are kept per kernel size (about one copy of the
+weights, :mod:`.edge_kernels`) and padded to ``E·prod(max_kernel)`` values only when ``edge_attr`` is read.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -52,9 +54,10 @@ from weightzoo.zoo.formats.dtypes import dtype_from_code, dtype_from_torch
 from weightzoo.zoo.formats.durable import atomic_path
 
 from .dataflow import RECORDED_FORMAT
+from .edge_kernels import EdgeKernels, KernelRun
 from .io import read_graph_file
 from .layout import Layout, ParamSlot, Skipped, layout_of
-from .slot_edges import matrix_dims, out_nodes, table_dims
+from .slot_edges import matrix_dims, out_nodes, slot_edge_count, table_dims
 from .vocab import (
     COMPATIBLE_VOCAB_VERSIONS,
     NODE_FEATURE_COLUMNS,
@@ -69,6 +72,9 @@ if TYPE_CHECKING:
     from torch_geometric.data import Data
 
 GRAPH_FORMAT = "weightzoo.parameter_graph/1"
+#: the same file with edge features per kernel size (``save(..., edge_storage="kernels")``)
+GRAPH_FORMAT_KERNELS = "weightzoo.parameter_graph.kernels/1"
+EDGE_STORAGES = ("padded", "kernels")
 DEFAULT_MAX_KERNEL = (7, 7)
 #: Default edge window of transformer graphs: every weight is one value (ViT's patch conv is a Linear).
 TRANSFORMER_MAX_KERNEL = (1, 1)
@@ -141,6 +147,73 @@ def _take(edge_attr: torch.Tensor, node_values: torch.Tensor, layout: Layout, s:
     return node_values[g.start: g.start + g.size, s.column]
 
 
+_EDGE_ROLES = ("weight", "embedding", "unembed", "table")
+#: Graphs whose padded ``edge_attr`` has at most this many values are padded while they are built (the
+#: direct format-v1 placement): at that size per-kernel storage saves no memory worth having and its
+#: per-tensor bookkeeping would cost small graphs (thousands per second in a zoo) about a quarter of their speed.
+PAD_AT_BUILD_VALUES = 1 << 20
+
+
+def _slot_kernel(s: ParamSlot, mk: tuple[int, int]) -> tuple[int, int]:
+    """The ``(kr, kc)`` kernel each edge of an edge slot carries (tables fill the window; a Linear weight is 1×1)."""
+    if s.role != "weight":
+        return mk
+    if s.transposed or s.flat:
+        return (1, 1)
+    k = tuple(s.shape[2:]) or (1,)
+    kr, kc = (1, k[0]) if len(k) == 1 else k
+    if kr > mk[0] or kc > mk[1]:
+        raise KernelTooLargeError(s.name.rsplit(".", 1)[0], (kr, kc), mk)
+    return (kr, kc)
+
+
+def _kernel_run(layout: Layout, s: ParamSlot, t: torch.Tensor, mk: tuple[int, int]) -> KernelRun:
+    """Slot ``s``'s edges as one run of unpadded kernels (what :func:`_place` writes, in a window the
+    kernel's size)."""
+    kr, kc = _slot_kernel(s, mk)
+    n = slot_edge_count(s)
+    dtype = torch.float64 if t.dtype == torch.float64 else torch.float32
+    if s.role == "weight":  # row-major [out, in(, k...)]: already the run's order (what _place writes)
+        vals = (t.t() if s.transposed else t).reshape(n, kr * kc).to(dtype, copy=True)
+        return KernelRun(s.edge_start, n, (kr, kc), vals)
+    buf = torch.empty(n, kr, kc, dtype=dtype)
+    _place(buf, buf, layout, replace(s, edge_start=0), t, (kr, kc))
+    return KernelRun(s.edge_start, n, (kr, kc), buf.view(n, kr * kc))
+
+
+def _kernel_spans(layout: Layout, mk: tuple[int, int]) -> list[tuple[int, int, tuple[int, int]]]:
+    """(first edge, count, kernel) of every tensor's edges and every structural edge block, by first edge."""
+    spans = [(s.edge_start, slot_edge_count(s), _slot_kernel(s, mk)) for s in layout.slots
+             if s.role in _EDGE_ROLES and slot_edge_count(s)]
+    spans += [(st.edge_start, st.count, (1, 1)) for st in layout.struct if st.count]
+    return sorted(spans)
+
+
+def _kernels_from_file(path: Any, meta: Mapping[str, str], tensors: Mapping[str, torch.Tensor], layout: Layout,
+                       mk: tuple[int, int]) -> EdgeKernels:
+    """The :class:`EdgeKernels` of a ``kernels`` graph file, checked against the layout its spec gives."""
+    try:
+        rows = json.loads(meta["edge_kernels"])
+        dtype = {"F32": torch.float32, "F64": torch.float64}[meta["edge_dtype"]]
+        runs = [KernelRun(int(a), int(n), (int(kr), int(kc)), tensors[f"kernels.{i}"] if stored else None)
+                for i, (a, n, kr, kc, stored) in enumerate(rows)]
+    except (KeyError, ValueError, TypeError) as exc:
+        raise CheckpointError(path, f"bad edge kernels: {exc!r}") from exc
+    struct_starts = {st.edge_start for st in layout.struct}
+    if [(r.start, r.count, r.kernel) for r in runs] != _kernel_spans(layout, mk):
+        raise CheckpointError(path, "edge kernels do not match the graph's spec")
+    for r in runs:
+        if r.values is None and r.start not in struct_starts:
+            raise CheckpointError(path, f"edge kernels at edge {r.start} have no values")
+        if r.values is not None and (r.values.dtype not in (torch.float32, dtype) or r.values.dim() != 2):
+            raise CheckpointError(path, f"edge kernels at edge {r.start} are {r.values.dtype}, "
+                                        f"{tuple(r.values.shape)}")
+    try:
+        return EdgeKernels(layout.num_edges, mk, runs, dtype)
+    except ValueError as exc:
+        raise CheckpointError(path, str(exc)) from exc
+
+
 def needs_recording(spec: Mapping[str, Any]) -> bool:
     """True for specs whose graph comes from recording the rebuilt module (class references, ``transformers``
     families without a fast path): no layout follows from the spec alone."""
@@ -170,7 +243,8 @@ class ParameterGraph:
     Attributes:
         spec (dict): the normalized architecture spec.
         max_kernel (tuple[int, int]): the kernel window every edge feature is padded to.
-        edge_attr (Tensor): ``[E, kh·kw]`` edge values (float32, float64 if a tensor was float64).
+        edge_attr (Tensor): ``[E, kh·kw]`` edge values (float32, float64 if a tensor was float64), padded
+            on first read (see :attr:`edge_storage`, :meth:`edge_kernels`).
         node_values (Tensor): ``[N, 5]`` bias / norm weight / norm bias / running mean / running var.
         dtypes (dict[str, str]): each covered tensor's dtype code (``F32``, ``BF16`` ...).
         buffers (dict[str, Tensor]): integer buffers kept verbatim (``num_batches_tracked``).
@@ -182,19 +256,25 @@ class ParameterGraph:
         ``node_pos``/``node_act`` ``[N]``.
     """
 
-    def __init__(self, layout: Layout, *, edge_attr: torch.Tensor, node_values: torch.Tensor,
+    def __init__(self, layout: Layout, *, edge_attr: torch.Tensor | None = None, node_values: torch.Tensor,
                  max_kernel: tuple[int, int], dtypes: dict[str, str], buffers: dict[str, torch.Tensor],
                  metadata: dict[str, Any] | None = None, aliases: dict[str, str] | None = None,
-                 order: list[str] | None = None, names: list[str] | None = None) -> None:
+                 order: list[str] | None = None, names: list[str] | None = None,
+                 kernels: EdgeKernels | None = None) -> None:
         kh, kw = max_kernel
-        if edge_attr.shape != (layout.num_edges, kh * kw) or node_values.shape != (layout.num_nodes, 5):
+        if (edge_attr is None) == (kernels is None):
+            raise ValueError("ParameterGraph: give exactly one of edge_attr (padded) and kernels (per kernel size)")
+        shape = tuple(edge_attr.shape) if edge_attr is not None else (kernels.num_edges, kh * kw)  # type: ignore[union-attr]
+        if (shape != (layout.num_edges, kh * kw) or node_values.shape != (layout.num_nodes, 5)
+                or (kernels is not None and kernels.window != (kh, kw))):
             raise ShapeMismatchError(
-                f"ParameterGraph: edge_attr {tuple(edge_attr.shape)} / node_values {tuple(node_values.shape)} do not "
+                f"ParameterGraph: edge_attr {shape} / node_values {tuple(node_values.shape)} do not "
                 f"fit the spec ({layout.num_edges} edges × {kh * kw}, {layout.num_nodes} nodes × 5)")
         self._layout = layout
         self.spec = layout.spec
         self.max_kernel = max_kernel
-        self.edge_attr = edge_attr
+        self._edge_attr = edge_attr
+        self._kernels = kernels
         self.node_values = node_values
         self.dtypes = dtypes
         self.buffers = buffers
@@ -256,7 +336,12 @@ class ParameterGraph:
         if missing or extra:
             raise SpecError(f"state dict does not match the spec: missing {missing[:5]}"
                             f"{'...' if len(missing) > 5 else ''}, unexpected {extra[:5]}{'...' if len(extra) > 5 else ''}")
-        edge_attr = torch.zeros(layout.num_edges, kh, kw, dtype=torch.float32)
+        # edge features per kernel size, padded to the window only when edge_attr is read (edge_kernels.py);
+        # small graphs are padded right away
+        runs: list[KernelRun] = []
+        eager = layout.num_edges * kh * kw <= PAD_AT_BUILD_VALUES
+        edge_attr = torch.zeros(layout.num_edges, kh, kw, dtype=torch.float32) if eager else None
+        value_dtype = torch.float32
         node_values = torch.zeros(layout.num_nodes, 5, dtype=torch.float32)
         dtypes: dict[str, str] = {}
         buffers: dict[str, torch.Tensor] = {}
@@ -274,9 +359,15 @@ class ParameterGraph:
                 continue
             if not t.is_floating_point():
                 raise SpecError(f"tensor {s.name!r} has dtype {t.dtype}; graphs hold floating-point parameters")
-            if t.dtype == torch.float64 and edge_attr.dtype != torch.float64:
-                edge_attr, node_values = edge_attr.to(torch.float64), node_values.to(torch.float64)
-            _place(edge_attr, node_values, layout, s, t, mk)
+            if t.dtype == torch.float64 and value_dtype != torch.float64:
+                value_dtype, node_values = torch.float64, node_values.to(torch.float64)
+                edge_attr = edge_attr.to(torch.float64) if edge_attr is not None else None
+            if edge_attr is not None:
+                _place(edge_attr, node_values, layout, s, t, mk)
+            elif s.role in _EDGE_ROLES:
+                runs.append(_kernel_run(layout, s, t, mk))
+            else:
+                _place(node_values, node_values, layout, s, t, mk)
             del t
         for alias, target in aliases.items():
             a, b = state_dict[alias], state_dict[target]
@@ -284,11 +375,17 @@ class ParameterGraph:
                 raise SpecError(f"{alias!r} should be tied to {target!r} (config tie_word_embeddings) but differs; "
                                 "set tie_word_embeddings=false in the config")
             dtypes[alias] = dtypes[target]
-        for st in layout.struct:
-            edge_attr[st.edge_start : st.edge_start + st.count, (kh - 1) // 2, (kw - 1) // 2] = 1  # the same pixel as a Linear weight
         covered = expected | set(aliases)
-        return cls(layout, edge_attr=edge_attr.reshape(layout.num_edges, kh * kw), node_values=node_values,
-                   max_kernel=mk, dtypes=dtypes, buffers=buffers, metadata=metadata, aliases=aliases,
+        kernels = None
+        if edge_attr is not None:
+            for st in layout.struct:
+                edge_attr[st.edge_start: st.edge_start + st.count, (kh - 1) // 2, (kw - 1) // 2] = 1  # a Linear's pixel
+            edge_attr = edge_attr.reshape(layout.num_edges, kh * kw)
+        else:
+            runs += [KernelRun(st.edge_start, st.count, (1, 1), None) for st in layout.struct]  # value 1, centre
+            kernels = EdgeKernels(layout.num_edges, mk, [r for r in runs if r.count], value_dtype)
+        return cls(layout, edge_attr=edge_attr, kernels=kernels, node_values=node_values, max_kernel=mk,
+                   dtypes=dtypes, buffers=buffers, metadata=metadata, aliases=aliases,
                    order=[k for k in keys if k in covered], names=names)
 
     @classmethod
@@ -401,6 +498,50 @@ class ParameterGraph:
             n += size
         return n
 
+    @property
+    def edge_attr(self) -> torch.Tensor:
+        """``[E, kh·kw]`` edge features (format v1: each kernel centred in the ``max_kernel`` window).
+
+        Built graphs keep their edge features per kernel size (:meth:`edge_kernels`; graphs with at most
+        :data:`PAD_AT_BUILD_VALUES` padded values are padded while built); the padded tensor is written the
+        first time it is read, and from then on it is the graph's edge storage (writes to it are seen by
+        :meth:`to_state_dict`)."""
+        if self._edge_attr is None:
+            assert self._kernels is not None
+            self._edge_attr, self._kernels = self._kernels.padded(), None
+        return self._edge_attr
+
+    @edge_attr.setter
+    def edge_attr(self, value: torch.Tensor) -> None:
+        kh, kw = self.max_kernel
+        if tuple(value.shape) != (self.num_edges, kh * kw):
+            raise ShapeMismatchError(f"ParameterGraph: edge_attr must be [{self.num_edges}, {kh * kw}], "
+                                     f"got {tuple(value.shape)}")
+        self._edge_attr, self._kernels = value, None
+
+    @property
+    def edge_storage(self) -> str:
+        """``"kernels"`` while the edge features are stored per kernel size, ``"padded"`` once
+        :attr:`edge_attr` has been read (and for small graphs and graphs loaded from a file)."""
+        return "kernels" if self._kernels is not None else "padded"
+
+    def edge_kernels(self) -> dict[tuple[int, int], tuple[torch.Tensor, torch.Tensor]]:
+        """The edge features grouped by kernel size, unpadded: ``{(kr, kc): (edge ids [n], values [n, kr·kc])}``.
+
+        Every edge appears once (Linear weights and 1×1 convs under ``(1, 1)``, 3×3 convs under ``(3, 3)``,
+        packed tables under the full window; parameter-free edges under ``(1, 1)`` with value 1). Padding
+        ``values`` centred into the window gives :attr:`edge_attr`'s rows ``edge ids``."""
+        return self._edge_kernels().by_kernel()
+
+    def _edge_kernels(self) -> EdgeKernels:
+        if self._kernels is not None:
+            return self._kernels
+        return EdgeKernels.from_padded(self.edge_attr, self.max_kernel, _kernel_spans(self._layout, self.max_kernel))
+
+    def _padded_edge_attr(self) -> torch.Tensor:
+        """:attr:`edge_attr` without keeping it (for writing a file from a graph stored per kernel size)."""
+        return self._edge_attr if self._edge_attr is not None else self._kernels.padded()  # type: ignore[union-attr]
+
     def __getattr__(self, name: str) -> torch.Tensor:
         # edge_index, edge_type, node_type ...: shared, read-only views of the layout's tensors.
         if name.startswith("_"):
@@ -446,14 +587,23 @@ class ParameterGraph:
         """The covered tensors, bit-exactly as given (same names, order, shapes and dtypes; a tied tensor
         given under two names comes back under both, as two equal tensors)."""
         kh, kw = self.max_kernel
-        attr = self.edge_attr.reshape(self.num_edges, kh, kw)
+        kernels = self._kernels
+        attr = self.edge_attr.reshape(self.num_edges, kh, kw) if kernels is None else None
         out: dict[str, torch.Tensor] = {}
         for s in self._layout.slots:
             if s.role == "buffer":
                 out[s.name] = self.buffers[s.name].clone()
                 continue
             dtype = dtype_from_code(self.dtypes[s.name]).torch
-            t = _take(attr, self.node_values, self._layout, s, self.max_kernel)
+            if attr is not None or s.role not in _EDGE_ROLES:
+                t = _take(attr, self.node_values, self._layout, s, self.max_kernel)  # type: ignore[arg-type]
+            else:  # read the slot's unpadded run
+                assert kernels is not None
+                kr, kc = _slot_kernel(s, self.max_kernel)
+                n = slot_edge_count(s)
+                vals = kernels.run_at(s.edge_start).values if n else torch.empty(0, kr * kc)
+                t = _take(vals.view(n, kr, kc), self.node_values, self._layout,  # type: ignore[union-attr]
+                          replace(s, edge_start=0), (kr, kc))
             out[s.name] = t.to(dtype).contiguous() if t.dtype != dtype else t.clone().contiguous()
         for alias, target in self.aliases.items():
             out[alias] = out[target].clone()
@@ -506,16 +656,37 @@ class ParameterGraph:
         return g
 
     # --- files -----------------------------------------------------------------------------------
-    def save(self, path: str | os.PathLike[str]) -> None:
+    def save(self, path: str | os.PathLike[str], *, edge_storage: str = "padded") -> None:
         """Write the graph as one safetensors file (tensors) with the spec, vocab version, max_kernel,
-        dtypes and metadata as JSON in its ``__metadata__``. Durable and atomic (:mod:`weightzoo.zoo.formats.durable`)."""
+        dtypes and metadata as JSON in its ``__metadata__``. Durable and atomic (:mod:`weightzoo.zoo.formats.durable`).
+
+        Args:
+            edge_storage: ``"padded"`` (default; format ``weightzoo.parameter_graph/1``: the ``[E, kh·kw]``
+                ``edge_attr``) or ``"kernels"`` (format ``weightzoo.parameter_graph.kernels/1``: one tensor of
+                unpadded kernels per tensor slot and no edge structure, which the spec gives — about the
+                size of the weights; :meth:`load` reads both).
+        """
         from safetensors.torch import save_file
 
-        tensors = {"edge_attr": self.edge_attr.contiguous(), "node_values": self.node_values.contiguous(),
-                   **{k: v.contiguous() for k, v in self._layout.edge_tensors.items()},
+        if edge_storage not in EDGE_STORAGES:
+            raise ValueError(f"ParameterGraph.save: edge_storage must be one of {EDGE_STORAGES}, got {edge_storage!r}")
+        # kernel files leave out edge_index/edge_type/edge_layer (32 bytes per edge): the spec gives them
+        edges = self._layout.edge_tensors if edge_storage == "padded" else {}
+        tensors = {"node_values": self.node_values.contiguous(),
+                   **{k: v.contiguous() for k, v in edges.items()},
                    **{k: v.contiguous() for k, v in self._layout.node_tensors.items()},
                    **{f"buffer.{k}": v.contiguous() for k, v in self.buffers.items()}}
-        meta = {"format": GRAPH_FORMAT, "vocab_version": str(VOCAB_VERSION), "spec": json.dumps(self.spec),
+        extra: dict[str, str] = {}
+        if edge_storage == "padded":
+            tensors["edge_attr"] = self._padded_edge_attr().contiguous()
+        else:
+            ek = self._edge_kernels()
+            runs = sorted(ek.runs, key=lambda r: r.start)
+            tensors.update({f"kernels.{i}": r.values.contiguous() for i, r in enumerate(runs) if r.values is not None})
+            extra = {"edge_kernels": json.dumps([[r.start, r.count, *r.kernel, r.values is not None] for r in runs]),
+                     "edge_dtype": "F64" if ek.dtype == torch.float64 else "F32"}
+        meta = {"format": GRAPH_FORMAT if edge_storage == "padded" else GRAPH_FORMAT_KERNELS, **extra,
+                "vocab_version": str(VOCAB_VERSION), "spec": json.dumps(self.spec),
                 "max_kernel": json.dumps(list(self.max_kernel)), "dtypes": json.dumps(self.dtypes),
                 "node_value_columns": json.dumps(list(NODE_VALUE_COLUMNS)), "metadata": json.dumps(self.metadata),
                 "order": json.dumps(self.order), "aliases": json.dumps(self.aliases), "names": json.dumps(self._names)}
@@ -527,7 +698,7 @@ class ParameterGraph:
         """Read a graph written by :meth:`save`; raises :class:`~weightzoo.errors.CheckpointError` when
         the file is not one, has another vocab version, or disagrees with its own spec."""
         meta, tensors = read_graph_file(path)
-        if meta.get("format") != GRAPH_FORMAT:
+        if meta.get("format") not in (GRAPH_FORMAT, GRAPH_FORMAT_KERNELS):
             raise CheckpointError(path, f"not a ParameterGraph file (format {meta.get('format')!r})")
         if meta.get("vocab_version") not in {str(v) for v in COMPATIBLE_VOCAB_VERSIONS}:
             raise CheckpointError(path, f"vocab version {meta.get('vocab_version')} (this weightzoo reads "
@@ -542,16 +713,21 @@ class ParameterGraph:
             raise CheckpointError(path, f"bad graph metadata: {exc}") from exc
         if set(dtypes) != {s.name for s in layout.slots} | set(aliases):
             raise CheckpointError(path, "dtypes do not list the spec's tensors")
-        for k, v in layout.edge_tensors.items():
+        kernel_file = meta["format"] == GRAPH_FORMAT_KERNELS
+        if kernel_file and any(k in tensors for k in ("edge_index", "edge_type", "edge_layer")):
+            raise CheckpointError(path, "a kernel graph file carries no edge structure (its spec gives it)")
+        for k, v in ({} if kernel_file else layout.edge_tensors).items():
             if k not in tensors or not torch.equal(tensors[k], v):
                 raise CheckpointError(path, f"{k} does not match the graph's spec")
         buffers = {k[len("buffer."):]: v for k, v in tensors.items() if k.startswith("buffer.")}
+        kernels = _kernels_from_file(path, meta, tensors, layout, mk) if kernel_file else None
         try:
-            return cls(layout, edge_attr=tensors["edge_attr"], node_values=tensors["node_values"], max_kernel=mk,
-                       dtypes=dtypes, buffers=buffers, metadata=metadata, aliases=aliases, order=order, names=names)
+            return cls(layout, edge_attr=tensors["edge_attr"] if kernels is None else None, kernels=kernels,
+                       node_values=tensors["node_values"], max_kernel=mk, dtypes=dtypes, buffers=buffers,
+                       metadata=metadata, aliases=aliases, order=order, names=names)
         except (KeyError, ShapeMismatchError) as exc:
             raise CheckpointError(path, f"graph tensors do not fit the spec: {exc}") from exc
 
 
-__all__ = ["DEFAULT_MAX_KERNEL", "GRAPH_FORMAT", "NETWORKX_LIMIT", "TRANSFORMER_MAX_KERNEL", "ParameterGraph",
-           "is_transformer_spec", "needs_recording"]
+__all__ = ["DEFAULT_MAX_KERNEL", "EDGE_STORAGES", "GRAPH_FORMAT", "GRAPH_FORMAT_KERNELS", "NETWORKX_LIMIT",
+           "PAD_AT_BUILD_VALUES", "TRANSFORMER_MAX_KERNEL", "ParameterGraph", "is_transformer_spec", "needs_recording"]

@@ -266,6 +266,142 @@ def apply_recorded_permutation(layout: Layout, state_dict: Mapping[str, torch.Te
     return out
 
 
+#: how a group may be read (dataflow ``uses``) for each transform to be a symmetry: ReLU/LeakyReLU and max
+#: pooling commute with positive scaling, tanh/sine with negation; both with linear ops (averages, layout)
+_SCALE_USES = frozenset({"contract", "relu", "leaky_relu", "dropout", "identity", "max_pool", "avg_pool", "layout"})
+_FLIP_USES = frozenset({"contract", "tanh", "sine", "dropout", "identity", "avg_pool", "layout"})
+
+
+def scaling_groups(layout: Layout, kind: str) -> tuple[list[int], dict[int, str]]:
+    r"""Hidden groups of a recorded layout whose neurons admit sign flips (``kind="flip"``) or positive
+    scaling (``kind="scale"``), and, for every other hidden group, why not.
+
+    Neuron :math:`j` of group :math:`g` may be multiplied by :math:`\alpha_j` (incoming weights and bias, or
+    the affine weight and bias of a norm right after the layer, which alone reads the layer's output) and
+    its outgoing weights divided by it when: :math:`g` is produced by one dense layer (a weight and an
+    optional bias, and optionally such a norm; no residual add, gate or other tie), every op reading it acts on each channel
+    alone and commutes with the factor — ReLU/LeakyReLU and max pooling for :math:`\alpha > 0`, tanh/sine
+    for :math:`\alpha = -1`, averages, dropout and reshapes for both — and the layers reading it contract it
+    with a dense (groups = 1) weight, possibly after a flatten. Everything else is left alone and reported.
+    """
+    if kind not in ("flip", "scale"):
+        raise ValueError(f"scaling_groups: kind must be 'flip' or 'scale', got {kind!r}")
+    sym = layout.info.get("symmetry")
+    if not layout.info.get("recorded") or not isinstance(sym, Mapping):
+        raise SpecError("not a recorded layout (ParameterGraph.from_module of a class-based module)")
+    if "uses" not in sym:
+        raise SpecError("this recorded layout predates sign/scale analysis; record the module again")
+    allowed = _SCALE_USES if kind == "scale" else _FLIP_USES
+    uses: dict[int, list[tuple[str, int]]] = {}
+    for k, v in sym["uses"].items():
+        uses[int(k)] = [(u.rpartition("@")[0], int(u.rpartition("@")[2])) for u in v]
+    made = {int(k): int(v) for k, v in sym.get("made", {}).items()}
+    bind = sym["bind"]
+    classes = _Classes(layout)
+    flat_of: dict[int, list[int]] = {}
+    for gr in layout.groups:
+        if gr.kind == NodeType.FLATTEN and gr.channel_group is not None:
+            flat_of.setdefault(gr.channel_group, []).append(gr.index)
+    touching: dict[int, list[tuple[str, int]]] = {}  # group -> (tensor, axis) bound to it
+    for name, axes in bind.items():
+        for a, gb in enumerate(axes):
+            if gb is not None:
+                touching.setdefault(int(gb), []).append((name, a))
+    eligible: list[int] = []
+    why: dict[int, str] = {}
+    for gr in layout.groups:
+        g = gr.index
+        if gr.kind != NodeType.HIDDEN:
+            continue
+        status, reason = classes.status(classes.find(g))
+        if status != "free":
+            why[g] = f"its permutation class is {status}" + (f" ({reason})" if reason else "")
+            continue
+        if classes.members[classes.find(g)] != [g]:
+            why[g] = "tied to other groups (residual add, norm, gate, shared layer ...)"
+            continue
+        flats = flat_of.get(g, [])
+        used = list(uses.get(g, ()))
+        for f in flats:
+            used += uses.get(f, [])
+        made_slots = [sl for sl in layout.slots if sl.out_group == g and sl.role != "buffer"]
+        roles = [sl.role for sl in made_slots]
+        normed = "norm_weight" in roles  # an affine norm after the layer: the factor goes onto its weight and bias
+        producer = made.get(g)
+        labels = {u for u, _ in used}
+        if normed:  # the layer's own output feeds the norm only; everything after the norm must commute
+            before = {u for u, src in used if src == producer}
+            after = {u for u, src in used if src != producer}
+            if producer is None or before != {"norm"} or "norm" in after:
+                why[g] = "read by something other than its norm before the norm"
+                continue
+            labels = after
+        bad = sorted(labels - allowed)
+        if bad:
+            why[g] = "read by " + ", ".join(x.removeprefix("other:") for x in bad)
+            continue
+        if "contract" not in labels:
+            why[g] = "no dense layer reads it"
+            continue
+        weights = [sl for sl in made_slots if sl.role == "weight"]
+        extra = [r for r in roles if r not in ("weight", "bias", "norm_weight", "norm_bias", "running_mean",
+                                                "running_var")]
+        if len(weights) != 1 or weights[0].out_parts or (weights[0].in_major and weights[0].groups != 1) or extra \
+                or any(roles.count(r) > 1 for r in set(roles)):
+            why[g] = "not produced by one dense layer (and an affine norm) alone"
+            continue
+        ok = True
+        for h in [g, *flats]:
+            for name, a in touching.get(h, ()):
+                sl = layout.slot_by_name.get(name)
+                own = sl is not None and h == g and sl.out_group == g and (
+                    sl.role != "weight" or a == (1 if sl.in_major else 0))
+                consumer = sl is not None and sl.role == "weight" and sl.in_group == h and sl.groups == 1 and \
+                    a == (0 if sl.in_major else 1)
+                ok = ok and (own or consumer)
+        if not ok:
+            why[g] = "a tensor uses it other than as a layer's output or a dense layer's input"
+            continue
+        eligible.append(g)
+    return eligible, why
+
+
+def apply_recorded_scaling(layout: Layout, state_dict: Mapping[str, torch.Tensor], factors: Mapping[int, torch.Tensor]
+                           ) -> dict[str, torch.Tensor]:
+    """Multiply each listed group's incoming weights and bias by ``factors[g]`` and divide its outgoing
+    weights (flattened consumers by the factor repeated over positions). Only valid for
+    :func:`scaling_groups`; exact for factors ±1 and powers of two."""
+    bind = layout.info["symmetry"]["bind"]
+    flat_parent = {gr.index: gr for gr in layout.groups if gr.kind == NodeType.FLATTEN and gr.channel_group in factors}
+    normed = {sl.out_group for sl in layout.slots if sl.role == "norm_weight"}
+    out: dict[str, torch.Tensor] = {}
+    for name in state_dict.keys():
+        t = state_dict[name]
+        sl = layout.slot_by_name.get(name)
+        for a, gb in enumerate(bind.get(name, ())):
+            if gb is None or sl is None:
+                continue
+            gb = int(gb)
+            if gb in factors:
+                f = factors[gb]
+                if sl.out_group == gb and sl.role in ("running_mean", "running_var"):
+                    continue  # statistics of the layer's output: unchanged (the factor goes after the norm)
+                if sl.out_group == gb and gb in normed and sl.role in ("weight", "bias"):
+                    continue  # the norm's affine weight and bias carry the factor instead
+                producer = sl.out_group == gb and (sl.role != "weight" or a == (1 if sl.in_major else 0))
+            elif gb in flat_parent:
+                gr = flat_parent[gb]
+                f, producer = factors[gr.channel_group].repeat_interleave(gr.spatial), False  # type: ignore[index]
+            else:
+                continue
+            shape = [1] * t.dim()
+            shape[a] = -1
+            f = f.to(t.dtype).reshape(shape)
+            t = t * f if producer else t / f
+        out[name] = t
+    return out
+
+
 def align_recorded(layout: Layout, sd_a: Mapping[str, torch.Tensor], sd_b: Mapping[str, torch.Tensor], *,
                    max_iter: int = 100, seed: int = 0) -> Perms:
     r"""Git Re-Basin weight matching on a recorded layout: the per-group permutations of ``b`` that best
@@ -426,5 +562,5 @@ def _outputs(m: nn.Module, example_input: Any) -> list[torch.Tensor]:
     return flat
 
 
-__all__ = ["SymmetryCheck", "SymmetryGroup", "align_recorded", "apply_recorded_permutation", "check_symmetry", "permute_recorded",
-           "recorded_layout", "symmetry_groups"]
+__all__ = ["SymmetryCheck", "SymmetryGroup", "align_recorded", "apply_recorded_permutation", "apply_recorded_scaling",
+           "check_symmetry", "permute_recorded", "recorded_layout", "scaling_groups", "symmetry_groups"]

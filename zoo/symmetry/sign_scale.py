@@ -19,11 +19,13 @@ from collections.abc import Mapping
 from typing import Any
 
 import torch
+from torch import nn
 
+from weightzoo.errors import UnsupportedLayerError
 from weightzoo.zoo.graphs.layout import Layout, flat_in_index
 from weightzoo.zoo.graphs.vocab import Activation, NodeType, Pool
 
-from .permutation import _mlp_cnn_only, _rebuild, _resolve
+from .permutation import _mlp_cnn_only, _rebuild, _resolve, fast_spec
 
 # --- sign flips and positive scaling -------------------------------------------------------------------
 
@@ -79,34 +81,69 @@ def apply_scaling(layout: Layout, state_dict: Mapping[str, torch.Tensor], factor
     return out
 
 
+def _layout_and_groups(obj: Any, spec: Mapping[str, Any] | None, example_input: Any, kind: str
+                       ) -> tuple[Layout, dict[str, torch.Tensor], list[int]]:
+    """The layout, state dict and eligible groups; class-based modules through their recorded data flow."""
+    if isinstance(obj, nn.Module) and spec is None and fast_spec(obj) is None:
+        from .any_module import recorded_layout
+
+        layout, sd = recorded_layout(obj, example_input), dict(obj.state_dict())
+    else:
+        layout, sd = _resolve(obj, spec)
+    if not layout.info.get("recorded"):
+        return layout, sd, eligible_groups(layout, kind)
+    from .any_module import scaling_groups
+
+    groups, why = scaling_groups(layout, kind)
+    if not groups:
+        labels = layout.info["symmetry"]["labels"]
+        reasons = "; ".join(f"{labels[g]}: {w}" for g, w in list(why.items())[:4]) or "no hidden neurons"
+        what = "sign flips (tanh/sine, α = -1)" if kind == "flip" else "positive scaling (ReLU/LeakyReLU, α > 0)"
+        raise UnsupportedLayerError("<root>", str(layout.spec.get("module")),
+                                    f"no hidden neurons admit {what} — {reasons}; permute_hidden still applies")
+    return layout, sd, groups
+
+
+def _apply(layout: Layout, sd: dict[str, torch.Tensor], factors: dict[int, torch.Tensor]) -> dict[str, torch.Tensor]:
+    if layout.info.get("recorded"):
+        from .any_module import apply_recorded_scaling
+
+        return apply_recorded_scaling(layout, sd, factors)
+    return apply_scaling(layout, sd, factors)
+
+
 def flip_signs(model_or_state_dict: Any, generator: torch.Generator | None = None,
-               spec: Mapping[str, Any] | None = None, *, return_signs: bool = False) -> Any:
+               spec: Mapping[str, Any] | None = None, *, return_signs: bool = False, example_input: Any = None) -> Any:
     """Negate a random subset of eligible hidden neurons (odd activations; see the module docstring).
 
+    Class-based modules (and state dicts with a recorded ``spec``) use their recorded data flow
+    (:func:`~.any_module.scaling_groups`; ``example_input`` as for ``ParameterGraph.from_module``) and raise
+    :class:`~weightzoo.errors.UnsupportedLayerError` saying why when no neuron qualifies.
     Returns the same kind it was given, or ``(that, signs)`` with ``signs[group]`` a ±1 tensor.
     """
-    layout, sd = _resolve(model_or_state_dict, spec)
+    layout, sd, groups = _layout_and_groups(model_or_state_dict, spec, example_input, "flip")
     signs = {gi: torch.randint(0, 2, (layout.groups[gi].size,), generator=generator).to(torch.float64) * 2 - 1
-             for gi in eligible_groups(layout, "flip")}
-    new = _rebuild(model_or_state_dict, apply_scaling(layout, sd, signs))
+             for gi in groups}
+    new = _rebuild(model_or_state_dict, _apply(layout, sd, signs))
     return (new, signs) if return_signs else new
 
 
 def scale(model_or_state_dict: Any, generator: torch.Generator | None = None, spec: Mapping[str, Any] | None = None,
-          *, low: float = 0.5, high: float = 2.0, return_scales: bool = False) -> Any:
+          *, low: float = 0.5, high: float = 2.0, return_scales: bool = False, example_input: Any = None) -> Any:
     """Scale eligible hidden neurons (ReLU/LeakyReLU/identity) by random α ∈ [low, high] (log-uniform).
 
     Incoming weights and bias (or the preceding norm's affine weight and bias) are multiplied by α,
-    outgoing weights divided by α. Returns the same kind it was given, or ``(that, scales)``.
+    outgoing weights divided by α. Class-based modules as in :func:`flip_signs`. Returns the same kind it
+    was given, or ``(that, scales)``.
     """
     if not 0 < low <= high:
         raise ValueError(f"scale: need 0 < low <= high, got low={low}, high={high}")
-    layout, sd = _resolve(model_or_state_dict, spec)
+    layout, sd, groups = _layout_and_groups(model_or_state_dict, spec, example_input, "scale")
     factors = {}
-    for gi in eligible_groups(layout, "scale"):
+    for gi in groups:
         u = torch.rand(layout.groups[gi].size, generator=generator, dtype=torch.float64)
         factors[gi] = torch.exp(math.log(low) + u * (math.log(high) - math.log(low)))
-    new = _rebuild(model_or_state_dict, apply_scaling(layout, sd, factors))
+    new = _rebuild(model_or_state_dict, _apply(layout, sd, factors))
     return (new, factors) if return_scales else new
 
 

@@ -82,3 +82,19 @@ def test_cli_train_and_eval(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     full = json.loads((tmp_path / "eval.json").read_text())
     assert set(full["summary"]["methods"]) == {"graph", "mlp", "linear", "adam"}
     assert main(["nowcast", "eval", str(tmp_path / "nothing")]) == 1
+    assert main(["hyper", "nowcast-eval", str(tmp_path / "nothing")]) == 1
+
+
+def test_hyper_nowcast_names_are_the_same_commands() -> None:
+    """``weightzoo hyper nowcast-train/-eval`` (the issue's names) parse exactly like ``nowcast train/eval``."""
+    from weightzoo.cli import build_parser
+
+    parser = build_parser()
+    train = ["--zoo", "z", "--out", "r", "--kinds", "linear", "--seeds", "0", "1", "--horizon", "20"]
+    a, b = parser.parse_args(["nowcast", "train", *train]), parser.parse_args(["hyper", "nowcast-train", *train])
+    assert a.func is b.func and a.func.__name__ == "run_train"
+    keep = lambda ns: {k: v for k, v in vars(ns).items() if not k.endswith("command")}  # noqa: E731
+    assert keep(a) == keep(b)
+    a, b = parser.parse_args(["nowcast", "eval", "r", "--task", "digits-mlp"]), \
+        parser.parse_args(["hyper", "nowcast-eval", "r", "--task", "digits-mlp"])
+    assert a.func is b.func and a.func.__name__ == "run_eval" and keep(a) == keep(b)

@@ -175,14 +175,19 @@ def test_align_recovers_a_permuted_copy(name: str) -> None:
     assert check_symmetry(m, aligned, x).preserved
 
 
-def test_sign_and_scale_refuse_recorded_modules() -> None:
+def test_sign_flips_refuse_and_scaling_applies_on_a_relu_module() -> None:
+    # ReLU neurons admit positive scaling but no sign flips (tests/zoo/symmetry/test_recorded_sign_scale.py
+    # covers both on more modules); a refusal names the module and why
     from weightzoo.errors import UnsupportedLayerError
     from weightzoo.zoo.symmetry import flip_signs, scale
 
     m, x = _BUILT["mlp_class"]
     spec = ParameterGraph.from_module(m, x).spec
-    for fn in (flip_signs, scale):
-        with pytest.raises(UnsupportedLayerError):
-            fn(m)
-        with pytest.raises(UnsupportedLayerError, match="permute_hidden and align"):
-            fn(m.state_dict(), spec=spec)
+    with pytest.raises(UnsupportedLayerError, match="read by relu"):
+        flip_signs(m)
+    with pytest.raises(UnsupportedLayerError, match="sign flips"):
+        flip_signs(m.state_dict(), spec=spec)
+    new = scale(m, torch.Generator().manual_seed(0), example_input=x)
+    assert check_symmetry(m, new, x) and not torch.equal(new.fc1.weight, m.fc1.weight)
+    sd = scale(m.state_dict(), torch.Generator().manual_seed(0), spec=spec)
+    assert all(torch.equal(sd[k], v) for k, v in new.state_dict().items())
