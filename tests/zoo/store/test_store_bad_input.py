@@ -4,9 +4,9 @@
 from __future__ import annotations
 
 import importlib.util
-import sqlite3
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -50,14 +50,6 @@ CASES: dict[str, tuple[Callable[[Path], Path], type[Exception]]] = {
 }
 
 
-def _snapshot(zoo_dir: Path) -> tuple[dict[str, list[str]], set[str]]:
-    con = sqlite3.connect(zoo_dir / "catalog.sqlite")
-    try:
-        rows = {t: sorted(map(repr, con.execute(f"SELECT * FROM {t}"))) for t in
-                ("models", "tensors", "blobs", "packs", "metadata", "lineage")}
-    finally:
-        con.close()
-    return rows, {p.name for p in (zoo_dir / "packs").iterdir()}
 
 
 @pytest.fixture
@@ -70,34 +62,34 @@ def populated(tmp_path: Path) -> Path:
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
-def test_bad_checkpoint_is_refused_and_zoo_unchanged(case: str, populated: Path, tmp_path: Path) -> None:
+def test_bad_checkpoint_is_refused_and_zoo_unchanged(case: str, populated: Path, tmp_path: Path, zoo_state: Callable[[Path], Any]) -> None:
     make, error = CASES[case]
     work = tmp_path / "work"
     work.mkdir()
     path = make(work)
-    before = _snapshot(populated)
+    before = zoo_state(populated)
     with Zoo.open(populated) as zoo:
         with pytest.raises(error):
             zoo.ingest(path, name="intruder")
-        assert _snapshot(populated) == before
+        assert zoo_state(populated) == before
         assert zoo.verify().clean
         assert not zoo.has_model("intruder")
 
 
 @pytest.mark.parametrize("kind", ["zip", "legacy", "plain"])
-def test_code_in_pickle_never_runs(kind: str, populated: Path, tmp_path: Path) -> None:
+def test_code_in_pickle_never_runs(kind: str, populated: Path, tmp_path: Path, zoo_state: Callable[[Path], Any]) -> None:
     sentinel = tmp_path / "pwned"
     path = attacks.write_code_pickle(tmp_path, sentinel, kind)
-    before = _snapshot(populated)
+    before = zoo_state(populated)
     with Zoo.open(populated) as zoo, pytest.raises(UnsafeCheckpointError):
         zoo.ingest(path, name="intruder")
     assert not sentinel.exists()
-    assert _snapshot(populated) == before
+    assert zoo_state(populated) == before
 
 
-def test_bad_item_in_a_batch_aborts_the_whole_batch(populated: Path, tmp_path: Path) -> None:
+def test_bad_item_in_a_batch_aborts_the_whole_batch(populated: Path, tmp_path: Path, zoo_state: Callable[[Path], Any]) -> None:
     bad = attacks.write_duplicate_names(tmp_path)
-    before = _snapshot(populated)
+    before = zoo_state(populated)
     with Zoo.open(populated) as zoo, pytest.raises(CheckpointError):
         zoo.ingest_many([dict(source={"w": torch.randn(4)}, name="good"), dict(source=bad, name="bad")])
-    assert _snapshot(populated) == before
+    assert zoo_state(populated) == before

@@ -11,10 +11,11 @@ import importlib.util
 import json
 import os
 import random
-import sqlite3
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -40,14 +41,6 @@ attacks = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(attacks)
 
 
-def _state(zoo_dir: Path) -> tuple[dict[str, list[str]], set[str]]:
-    con = sqlite3.connect(zoo_dir / "catalog.sqlite")
-    try:
-        rows = {t: sorted(map(repr, con.execute(f"SELECT * FROM {t}"))) for t in
-                ("models", "tensors", "blobs", "packs", "metadata", "lineage")}
-    finally:
-        con.close()
-    return rows, {p.name for p in (zoo_dir / "packs").iterdir()}
 
 
 @pytest.fixture
@@ -76,16 +69,16 @@ def _run(*argv: str | bytes) -> subprocess.CompletedProcess[bytes]:
 # --- the lock and odd zoo folders: user files are never touched -----------------------------------------
 
 
-def test_lock_symlink_to_a_user_file_is_not_followed(zoo_dir: Path, tmp_path: Path) -> None:
+def test_lock_symlink_to_a_user_file_is_not_followed(zoo_dir: Path, tmp_path: Path, zoo_state: Callable[[Path], Any]) -> None:
     precious = tmp_path / "thesis.txt"
     precious.write_bytes(b"x" * 2000)
     (zoo_dir / ".lock").unlink(missing_ok=True)
     os.symlink(precious, zoo_dir / ".lock")
-    before = _state(zoo_dir)
+    before = zoo_state(zoo_dir)
     with Zoo.open(zoo_dir) as zoo, pytest.raises(ZooCorruptError, match="symbolic link"):
         zoo.ingest({"w": torch.ones(2)}, name="new")
     assert precious.read_bytes() == b"x" * 2000
-    assert _state(zoo_dir) == before
+    assert zoo_state(zoo_dir) == before
 
 
 def test_lock_hard_link_to_a_user_file_is_refused(zoo_dir: Path, tmp_path: Path) -> None:
@@ -154,13 +147,13 @@ def test_repair_never_deletes_foreign_files_or_folders(zoo_dir: Path) -> None:
     (["--meta", "k=1e400"], "not finite"),
     (["--meta", "k=" + json.dumps("x" * (2 * 2**20))], "bytes of JSON"),
 ])
-def test_bad_names_and_metadata_through_the_cli(zoo_dir: Path, tmp_path: Path, capsys, argv_tail, match) -> None:
+def test_bad_names_and_metadata_through_the_cli(zoo_dir: Path, tmp_path: Path, capsys, argv_tail, match, zoo_state: Callable[[Path], Any]) -> None:
     src = attacks.safetensors_file(tmp_path)
-    before = _state(zoo_dir)
+    before = zoo_state(zoo_dir)
     rc, _, err = _cli(["ingest", str(src), "--zoo", str(zoo_dir), *argv_tail], capsys)
     _one_line_error(rc, err)
     assert match in err
-    assert _state(zoo_dir) == before
+    assert zoo_state(zoo_dir) == before
 
 
 def test_surrogates_in_other_arguments(zoo_dir: Path, capsys) -> None:
@@ -203,7 +196,7 @@ def test_infinite_config_value_is_refused_and_the_zoo_stays_listable(zoo_dir: Pa
     assert rc == 0 and [m["name"] for m in json.loads(out)] == ["existing"]
 
 
-def test_checkpoints_refused_through_the_cli_leave_the_zoo_unchanged(zoo_dir: Path, tmp_path: Path, capsys) -> None:
+def test_checkpoints_refused_through_the_cli_leave_the_zoo_unchanged(zoo_dir: Path, tmp_path: Path, capsys, zoo_state: Callable[[Path], Any]) -> None:
     work = tmp_path / "work"
     work.mkdir()
     cases = [attacks.write_symlink_loop(work), attacks.write_symlink_loop(work, "config.json"),
@@ -211,11 +204,11 @@ def test_checkpoints_refused_through_the_cli_leave_the_zoo_unchanged(zoo_dir: Pa
              attacks.write_bytearray_pickle(work), attacks.write_overlapping_views(work),
              attacks.write_sparse(work), attacks.write_deep_nesting(work, 3000),
              attacks.write_tensor_named(work, "\ud800"), attacks.write_fifo(work)]
-    before = _state(zoo_dir)
+    before = zoo_state(zoo_dir)
     for p in cases:
         rc, _, err = _cli(["ingest", str(p), "--zoo", str(zoo_dir), "--name", "intruder"], capsys)
         _one_line_error(rc, err)
-    assert _state(zoo_dir) == before
+    assert zoo_state(zoo_dir) == before
     with Zoo.open(zoo_dir) as zoo:
         assert zoo.verify().clean
 
@@ -335,14 +328,14 @@ def test_export_sees_one_revision_while_another_process_replaces_it(tmp_path: Pa
         assert [t.name for t in zoo.tensors("m")] == ["other"]
 
 
-def test_zoo_of_another_user_opens_read_only(zoo_dir: Path, tmp_path: Path, monkeypatch, capsys) -> None:
+def test_zoo_of_another_user_opens_read_only(zoo_dir: Path, tmp_path: Path, monkeypatch, capsys, zoo_state: Callable[[Path], Any]) -> None:
     """A zoo this user may read but not write: reads work, writes say so. (Tests run as root, whom no
     permission stops, so the access check is what is simulated; SQLite really opens with ``mode=ro``.)"""
     from weightzoo.errors import ZooReadOnlyError
 
     real_access = os.access
     monkeypatch.setattr(os, "access", lambda p, mode, **kw: False if mode == os.W_OK else real_access(p, mode, **kw))
-    before = _state(zoo_dir)
+    before = zoo_state(zoo_dir)
     with Zoo.open(zoo_dir) as zoo:
         assert zoo.read_only and zoo.tensor("existing", "w").shape == (10,)
         for write in (lambda: zoo.set_metadata("existing", x=1), lambda: zoo.rm("existing"), zoo.gc,
@@ -353,7 +346,7 @@ def test_zoo_of_another_user_opens_read_only(zoo_dir: Path, tmp_path: Path, monk
     rc, _, err = _cli(["rm", "existing", "--zoo", str(zoo_dir)], capsys)
     _one_line_error(rc, err)
     assert "read-only for this user" in err and "not a readable zoo catalogue" not in err
-    assert _state(zoo_dir) == before
+    assert zoo_state(zoo_dir) == before
 
 
 def test_checkpoint_errors_after_open_are_typed(tmp_path: Path) -> None:
