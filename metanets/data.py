@@ -86,12 +86,13 @@ def _pick(models: list[Any], epochs: str | int) -> list[Any]:
     return [m for m in models if m.metadata.get("epoch") == int(epochs)]
 
 
-def load_records(zoo: Zoo, *, target: str, dataset: str | None = None, filters: Mapping[str, Any] | None = None,
+def load_records(zoo: Zoo, *, target: str | None, dataset: str | None = None, filters: Mapping[str, Any] | None = None,
                  epochs: str | int = "final", split_seed: int = 0) -> list[NetworkRecord]:
     """The checkpoints of a dataset (its manifest's split) or of ``zoo.models(**filters)`` (seeded split).
 
     With ``epochs="all"`` training networks contribute every checkpoint; validation and test networks always
-    use their final one (the label the results are about). Checkpoints without the target are left out.
+    use their final one (the label the results are about). Checkpoints without the target are left out
+    (``target=None``: no target, every checkpoint is kept — tasks whose labels come from the weights, like editing).
     Raises :class:`~weightzoo.errors.DatasetError` if nothing remains or a split is empty.
     """
     pick_all = epochs == "all"
@@ -116,10 +117,8 @@ def load_records(zoo: Zoo, *, target: str, dataset: str | None = None, filters: 
     for group, (split, recs) in by_network.items():
         chosen = _pick(recs, "all" if pick_all and split == "train" else ("final" if pick_all else epochs))
         for r in chosen:
-            if r.metadata.get(target) is None:
-                continue
-            v = r.metadata[target]
-            if isinstance(v, float) and not math.isfinite(v):
+            v = None if target is None else r.metadata.get(target)
+            if target is not None and (v is None or (isinstance(v, float) and not math.isfinite(v))):
                 continue
             ep = r.metadata.get("epoch")
             out.append(NetworkRecord(r.ref, split, str(group), ep if isinstance(ep, int) else None, v,
@@ -339,7 +338,7 @@ class GraphDataset:
         self._data: dict[int, Data] = {}
 
     @classmethod
-    def from_zoo(cls, zoo: Zoo | str | os.PathLike[str], *, target: str, dataset: str | None = None,
+    def from_zoo(cls, zoo: Zoo | str | os.PathLike[str], *, target: str | None, dataset: str | None = None,
                  filters: Mapping[str, Any] | None = None, epochs: str | int = "final", split_seed: int = 0,
                  max_kernel: tuple[int, int] = (7, 7), cache: bool = True, progress: bool = False,
                  fits: int | None = None, fraction: float = 1.0) -> GraphDataset:
@@ -356,7 +355,7 @@ class GraphDataset:
 
             it = tqdm(records, desc="graphs", unit="net")
         graphs = [gc.graph(r.name) for r in it]
-        return cls(records, graphs, target=target, dataset=dataset)
+        return cls(records, graphs, target=target or "", dataset=dataset)
 
     def __len__(self) -> int:
         return len(self.records)

@@ -70,11 +70,25 @@ def classification_metrics(pred: np.ndarray, target: np.ndarray, *, seed: int = 
                                                      resamples=resamples))}
 
 
+def edit_metrics(mse: np.ndarray, *, seed: int = 0, resamples: int = 1000) -> dict[str, Any]:
+    """Per-network render MSEs of an editing task: their mean (``render_mse``) with its bootstrap 95 %
+    interval, the mean PSNR in dB (signals in [0, 1]), and ``n``."""
+    m = np.asarray(mse, dtype=np.float64)
+    return {"n": int(len(m)), "render_mse": float(m.mean()) if len(m) else math.nan,
+            "render_mse_ci95": list(bootstrap_interval(lambda i: float(m[i].mean()), len(m), seed=seed,
+                                                       resamples=resamples)),
+            "psnr": float(np.mean(-10 * np.log10(np.maximum(m, 1e-12)))) if len(m) else math.nan}
+
+
 def score_for_selection(metrics: dict[str, Any]) -> float:
-    """The validation score runs are selected by (higher is better; NaN counts as worst)."""
+    """The validation score runs are selected by (higher is better; NaN counts as worst; a render MSE
+    counts negated)."""
+    if "render_mse" in metrics:
+        v = metrics["render_mse"]
+        return -math.inf if v is None or not math.isfinite(v) else -float(v)
     v = metrics.get("kendall_tau", metrics.get("accuracy", math.nan))
     return -math.inf if v is None or not math.isfinite(v) else float(v)
 
 
-__all__ = ["accuracy", "bootstrap_interval", "classification_metrics", "kendall_tau", "r2_score",
+__all__ = ["accuracy", "bootstrap_interval", "classification_metrics", "edit_metrics", "kendall_tau", "r2_score",
            "regression_metrics", "score_for_selection"]

@@ -6,6 +6,8 @@ validation metric, epochs, wall/CPU seconds, and — for every run except the re
 bootstrap 95 % interval of its difference to the reference on the same test networks (each resample draws
 networks with replacement; a model's score on it is the mean over its seeds). The reference is the best
 *weights-only baseline* (StatNN trees/MLP, flat MLP) by mean validation metric, never chosen on the test split.
+Editing runs (:mod:`.editing`, task ``edit``) compare their mean render MSE (lower is better) against the best
+of the identity edit, the flat MLP and NP by validation MSE.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from .editing import EDIT_BASELINES
 from .metrics import accuracy, kendall_tau
 from .train import seed_dirs
 
@@ -44,6 +47,8 @@ def _load(run: Path) -> dict[str, Any]:
 
 
 def _score(task: str, preds: list[dict[str, Any]], target: dict[str, Any], nets: Sequence[str]) -> float:
+    if task == "edit":  # predictions are per-network render MSEs (lower is better)
+        return float(np.mean([np.mean([p[n] for n in nets]) for p in preds]))
     t = [target[n] for n in nets]
     vals = []
     for p in preds:
@@ -62,12 +67,12 @@ def compare(runs: Sequence[str | os.PathLike[str]], *, resamples: int = 1000, se
     for x in loaded:
         ms = [s["metrics"] for s in x["seeds"]]
         task = ms[0]["data"]["task"]
-        key = "kendall_tau" if task == "regression" else "accuracy"
+        key = {"regression": "kendall_tau", "edit": "render_mse"}.get(task, "accuracy")
         row = {"run": x["run"], "model": ms[0]["model"], "task": task, "target": ms[0]["data"]["target"],
                "seeds": [m["seed"] for m in ms], "metric": key,
                "test": _mean_std([m["test"].get(key) for m in ms]), "val": _mean_std([m["val"].get(key) for m in ms]),
                "r2": _mean_std([m["test"].get("r2") for m in ms]) if task == "regression" else None,
-               "test_n": ms[0]["test"]["n"], "checkpoints": ms[0]["config"]["checkpoints"],
+               "test_n": ms[0]["test"]["n"], "checkpoints": ms[0]["config"].get("checkpoints", "final"),
                "epochs_run": [m["epochs_run"] for m in ms],
                "wall_seconds": round(sum(m["wall_seconds"] for m in ms), 1),
                "cpu_seconds": round(sum(m["cpu_seconds"] for m in ms), 1)}
@@ -76,8 +81,10 @@ def compare(runs: Sequence[str | os.PathLike[str]], *, resamples: int = 1000, se
     if reference is not None:
         ref_row = next((r for r in rows if r["run"] == reference or r["model"] == reference), None)
     else:
-        cands = [r for r in rows if r["model"] in BASELINES and r["checkpoints"] == "final" and math.isfinite(r["val"][0])]
-        ref_row = max(cands, key=lambda r: r["val"][0]) if cands else None
+        edit = bool(rows) and rows[0]["task"] == "edit"
+        base = EDIT_BASELINES if edit else BASELINES
+        cands = [r for r in rows if r["model"] in base and r["checkpoints"] == "final" and math.isfinite(r["val"][0])]
+        ref_row = (min if edit else max)(cands, key=lambda r: r["val"][0]) if cands else None
     if ref_row is not None:
         ref = next(x for x in loaded if x["run"] == ref_row["run"])
         rng = np.random.default_rng(seed)
@@ -103,16 +110,19 @@ def compare(runs: Sequence[str | os.PathLike[str]], *, resamples: int = 1000, se
 
 
 def format_table(result: dict[str, Any]) -> str:
-    """The comparison as a Markdown table (what ``weightzoo metanet report`` prints)."""
-    def ms(v: Any) -> str:
-        return "-" if v is None or not math.isfinite(v[0]) else f"{v[0]:.3f} ± {v[1]:.3f}"
-
+    """The comparison as a Markdown table (what ``weightzoo metanet report`` prints; render MSEs with 4
+    decimals, other metrics with 3)."""
     lines = ["| run | model | seeds | test metric | test | val | R² | Δ vs reference [95 % CI] | CPU s |",
              "|---|---|---|---|---|---|---|---|---|"]
     for r in result["rows"]:
+        p = 4 if r["metric"] == "render_mse" else 3
+
+        def ms(v: Any, p: int = p) -> str:
+            return "-" if v is None or not math.isfinite(v[0]) else f"{v[0]:.{p}f} ± {v[1]:.{p}f}"
+
         d = r.get("diff_vs_reference")
         diff = ("reference" if r.get("reference") else
-                f"{d['diff']:+.3f} [{d['ci95'][0]:+.3f}, {d['ci95'][1]:+.3f}]" if d else "-")
+                f"{d['diff']:+.{p}f} [{d['ci95'][0]:+.{p}f}, {d['ci95'][1]:+.{p}f}]" if d else "-")
         lines.append(f"| {Path(r['run']).name} | {r['model']} | {len(r['seeds'])} | {r['metric']} (n={r['test_n']}) | "
                      f"{ms(r['test'])} | {ms(r['val'])} | {ms(r['r2'])} | {diff} | {r['cpu_seconds']:.0f} |")
     return "\n".join(lines)

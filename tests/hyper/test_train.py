@@ -39,7 +39,9 @@ def test_image_parts_are_disjoint() -> None:
 @pytest.mark.slow
 def test_trained_ghn_beats_default_init_on_heldout_architectures(tmp_path: Path) -> None:
     pool = ArchitecturePool([_small(a) for a in ArchitecturePool.sample(48, seed=0, families=["plain", "mixed"]).archs])
-    config = TrainConfig(hidden=16, rank=8, epochs=10, meta_batch=4, batch_size=32, lr=1e-2, val_archs=4,
+    # lr 3e-3: at 1e-2 this tiny run is chaotic — on one CPU type seed 0 collapsed to a constant prediction
+    # (held-out 0.078; seeds 1, 2: 0.237, 0.115), while 3e-3 gave 0.182 / 0.197 / 0.248 for seeds 0 / 1 / 2
+    config = TrainConfig(hidden=16, rank=8, epochs=10, meta_batch=4, batch_size=32, lr=3e-3, val_archs=4,
                          patience=100)
     result = train_ghn(pool, tmp_path / "ghn", config, progress=False)
     assert result.epochs_run == 10 and (tmp_path / "ghn" / "model.safetensors").is_file()
@@ -48,7 +50,7 @@ def test_trained_ghn_beats_default_init_on_heldout_architectures(tmp_path: Path)
     assert len(heldout) >= 4
     ghn = evaluate_ghn(load_ghn(tmp_path / "ghn"), heldout, images.x_calib, images.x_test, images.y_test)
     default = [accuracy_after_calibration(p.module, images.x_calib, images.x_test, images.y_test) for p in heldout]
-    # measured here: 0.23 vs 0.07 (chance 0.10); default init is at chance zero-shot
+    # measured here: 0.18 vs 0.07 (chance 0.10); default init is at chance zero-shot
     assert np.mean(ghn) > np.mean(default) + 0.08, (np.mean(ghn), np.mean(default))
 
 
