@@ -437,8 +437,8 @@ def train_edit_seed(task: EditTask, seed: int, out: str | os.PathLike[str], *, p
     with atomic_path(out / "renders.safetensors") as tmp:
         save_file({k: v.reshape(len(show), side, side).contiguous().float() for k, v in renders.items()}, str(tmp),
                   metadata={"names": json.dumps([ds.records[i].name for i in show])})
-    metrics["wall_seconds"] = round(time.time() - t0, 2)
-    metrics["cpu_seconds"] = round(time.process_time() - c0, 2)
+    metrics["wall_seconds"] = round(float(state["elapsed"]) + time.time() - t0, 2)  # earlier sessions of a resumed seed included
+    metrics["cpu_seconds"] = round(time.process_time() - c0, 2)  # this session only
     write_json_atomic(out / "predictions.json", preds)
     metrics = _jsonable(metrics)
     write_json_atomic(out / "metrics.json", metrics)
