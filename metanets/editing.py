@@ -346,9 +346,9 @@ class EditTask:
 
 def train_edit_seed(task: EditTask, seed: int, out: str | os.PathLike[str], *, progress: bool = False) -> dict[str, Any]:
     """Train one seed into ``out`` (see the module docstring); returns its metrics."""
-    from safetensors.torch import load_model, save_file, save_model
+    from safetensors.torch import save_file
 
-    from .train import _jsonable, _load_optimizer, _save_optimizer
+    from .train import _jsonable, load_last, save_last
 
     out, cfg, ds = Path(out), task.cfg, task.ds
     if (out / "metrics.json").is_file():
@@ -363,10 +363,7 @@ def train_edit_seed(task: EditTask, seed: int, out: str | os.PathLike[str], *, p
         model = model.to(cfg.device)
         opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         last = out / "last"
-        if (last / "trainer_state.json").is_file():
-            load_model(model, str(last / "model.safetensors"), device=cfg.device)
-            _load_optimizer(opt, last)
-            state = json.loads((last / "trainer_state.json").read_text())
+        state = load_last(model, opt, last, cfg.device) or state
         budget = cfg.max_minutes * 60 if cfg.max_minutes else math.inf
         bar = None
         if progress:
@@ -397,11 +394,7 @@ def train_edit_seed(task: EditTask, seed: int, out: str | os.PathLike[str], *, p
                 model.save_pretrained(out)
             else:
                 state["bad"] += 1
-            last.mkdir(exist_ok=True)
-            with atomic_path(last / "model.safetensors") as tmp:
-                save_model(model, str(tmp))
-            _save_optimizer(opt, last)
-            write_json_atomic(last / "trainer_state.json", {**state, "elapsed": state["elapsed"] + time.time() - t0})
+            save_last(model, opt, last, state, state["elapsed"] + time.time() - t0)
             if bar is not None:
                 bar.update(1)
                 bar.set_postfix(val_mse=f"{val_mse:.4f}", best=f"{state['best']:.4f}")

@@ -309,6 +309,29 @@ def _load_optimizer(opt: torch.optim.Optimizer, folder: Path) -> None:
     opt.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
 
 
+def load_last(model: nn.Module, opt: torch.optim.Optimizer, last: Path, device: str) -> dict[str, Any] | None:
+    """Resume from an interrupted seed's ``last/`` folder: load model and optimizer, return the trainer state
+    (``None`` when there is nothing to resume)."""
+    if not (last / "trainer_state.json").is_file():
+        return None
+    from safetensors.torch import load_model
+
+    load_model(model, str(last / "model.safetensors"), device=device)
+    _load_optimizer(opt, last)
+    return dict(json.loads((last / "trainer_state.json").read_text()))
+
+
+def save_last(model: nn.Module, opt: torch.optim.Optimizer, last: Path, state: Mapping[str, Any], elapsed: float) -> None:
+    """Write ``last/`` after an epoch (model, optimizer, trainer state with ``elapsed`` wall seconds)."""
+    from safetensors.torch import save_model
+
+    last.mkdir(exist_ok=True)
+    with atomic_path(last / "model.safetensors") as tmp:
+        save_model(model, str(tmp))
+    _save_optimizer(opt, last)
+    write_json_atomic(last / "trainer_state.json", {**state, "elapsed": elapsed})
+
+
 def train_seed(ds: GraphDataset, cfg: TrainConfig, seed: int, out: str | os.PathLike[str], *,
                inputs: _Inputs | None = None, featurizer: Featurizer | None = None, progress: bool = False) -> dict[str, Any]:
     """Train one seed into ``out`` (see the module docstring); returns its metrics."""
@@ -331,12 +354,7 @@ def train_seed(ds: GraphDataset, cfg: TrainConfig, seed: int, out: str | os.Path
         opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         state: dict[str, Any] = {"epoch": 0, "best": -math.inf, "best_epoch": 0, "bad": 0, "history": [], "elapsed": 0.0}
         last = out / "last"
-        if (last / "trainer_state.json").is_file():
-            from safetensors.torch import load_model
-
-            load_model(model, str(last / "model.safetensors"), device=cfg.device)
-            _load_optimizer(opt, last)
-            state = json.loads((last / "trainer_state.json").read_text())
+        state = load_last(model, opt, last, cfg.device) or state
         loss_fn: Any = nn.MSELoss() if ds.task == "regression" else nn.CrossEntropyLoss()
         budget = cfg.max_minutes * 60 if cfg.max_minutes else math.inf
         bar = None
@@ -381,13 +399,7 @@ def train_seed(ds: GraphDataset, cfg: TrainConfig, seed: int, out: str | os.Path
                 model.save_pretrained(out)
             else:
                 state["bad"] += 1
-            last.mkdir(exist_ok=True)
-            from safetensors.torch import save_model
-
-            with atomic_path(last / "model.safetensors") as tmp:
-                save_model(model, str(tmp))
-            _save_optimizer(opt, last)
-            write_json_atomic(last / "trainer_state.json", {**state, "elapsed": state["elapsed"] + time.time() - t0})
+            save_last(model, opt, last, state, state["elapsed"] + time.time() - t0)
             if bar is not None:
                 bar.update(1)
                 bar.set_postfix(val=f"{score:.3f}", best=f"{state['best']:.3f}")
