@@ -278,6 +278,8 @@ class EditTask:
         with torch.no_grad():
             self.inputs = torch.cat([self.renderer(self.theta[s:s + 256]) for s in range(0, len(self.theta), 256)])
         self.targets = apply_edit(cfg.edit, self.inputs, res)
+        #: ``(weight shape, weight name, bias name)`` per layer, for the NP editor (computed once, not per batch)
+        self.chain = chain_shapes(template) if cfg.model == "np" else []
 
     def build(self, seed: int) -> nn.Module | None:
         """A fresh editor for ``cfg.model`` (seeded; ``None`` for the identity edit)."""
@@ -290,8 +292,7 @@ class EditTask:
         if self.cfg.model == "mlp":
             return FlatEditor(self.space.num_params, **opts)
         if self.cfg.model == "np":
-            shapes = chain_shapes(self.ds.graphs[0])
-            return NPEditor([list(s) for s, _, _ in shapes], **opts)
+            return NPEditor([list(s) for s, _, _ in self.chain], **opts)
         from weightzoo.metanets.layers.pna import average_log_degree
 
         from .models.gmn import GraphMetanetwork
@@ -324,7 +325,7 @@ class EditTask:
         elif self.cfg.model == "mlp":
             delta = model(theta / scale)
         else:
-            shapes = chain_shapes(self.ds.graphs[0])
+            shapes = self.chain
             parts = self.space.split(theta / scale)
             dw, db = model(([parts[w] for _, w, _ in shapes], [parts[b] for _, _, b in shapes]))
             named = {w: t for (_, w, _), t in zip(shapes, dw)} | {b: t for (_, _, b), t in zip(shapes, db)}
